@@ -1,0 +1,22 @@
+"""All models, imported here so ``Base.metadata`` knows every table."""
+
+from db.models.connections import ConnectionStatus, EmailConnection, OAuthFlow
+from db.models.mail import Attachment, Message, Thread
+from db.models.sync_state import OutboxItem, OutboxStatus, SyncSkip
+from db.models.tenancy import ApiKey, Contact, SubAccount, User
+
+__all__ = [
+    "ApiKey",
+    "Attachment",
+    "ConnectionStatus",
+    "Contact",
+    "EmailConnection",
+    "Message",
+    "OAuthFlow",
+    "OutboxItem",
+    "OutboxStatus",
+    "SubAccount",
+    "SyncSkip",
+    "Thread",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""The domain: sync rules, services, provider adapters, jobs and events."""

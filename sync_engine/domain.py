@@ -1,0 +1,217 @@
+"""Provider-neutral vocabulary shared by rules, services and adapters.
+
+Adapters translate Microsoft Graph / Gmail payloads into these types and back;
+nothing above the adapters ever sees a provider's wire format.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Provider(str, enum.Enum):
+    OUTLOOK = "outlook"
+    GMAIL = "gmail"
+
+
+class Folder(str, enum.Enum):
+    INBOX = "inbox"
+    SENT = "sent"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str
+    name: str | None = None
+
+    @property
+    def normalized(self) -> str:
+        return self.email.strip().lower()
+
+
+@dataclass(slots=True)
+class AttachmentData:
+    """An attachment as the provider describes it; ``content`` may be fetched lazily."""
+
+    filename: str
+    content_type: str
+    size: int
+    provider_attachment_id: str | None = None
+    content: bytes | None = None
+    is_inline: bool = False
+    content_id: str | None = None
+
+
+@dataclass(slots=True)
+class MailMessage:
+    """One message read from a mailbox, in provider-neutral form."""
+
+    provider_id: str
+    # Provider's own thread grouping: Graph conversationId, Gmail threadId.
+    thread_key: str | None
+    folder: Folder
+    message_id: str | None  # RFC 5322 Message-ID, with angle brackets
+    in_reply_to: str | None
+    references: list[str]
+    subject: str
+    sender: Address | None
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    sent_at: datetime | None
+    is_read: bool
+    is_draft: bool = False
+    html: str | None = None  # raw (unsanitized) HTML body, if any
+    text: str | None = None
+    attachments: list[AttachmentData] = field(default_factory=list)
+
+
+class ChangeKind(str, enum.Enum):
+    UPSERT = "upsert"  # new message, or a full copy of a known one
+    READ_STATE = "read_state"  # only the read flag is known to have changed
+    REMOVED = "removed"  # deleted from the mailbox (or moved out of synced folders)
+
+
+@dataclass(slots=True)
+class MailChange:
+    kind: ChangeKind
+    provider_id: str
+    message: MailMessage | None = None  # set for UPSERT
+    is_read: bool | None = None  # set for READ_STATE
+
+
+@dataclass(slots=True)
+class SyncPage:
+    """A batch of changes plus the cursor to store *with* them, in one transaction.
+
+    Replaying a page (after a crash before commit) must be harmless: the engine
+    dedupes by provider id and Message-ID.
+    """
+
+    changes: list[MailChange]
+    cursor: dict[str, Any]
+    # True on the page that ends a full pass (cursor now points at "now").
+    complete: bool = False
+
+
+@dataclass(slots=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None
+    scope: str | None = None
+
+
+@dataclass(slots=True)
+class AuthorizationRequest:
+    """What the user's browser is sent to, and what must be kept until the callback."""
+
+    url: str
+    state: str
+    # Opaque, secret flow data (PKCE verifier, nonce...) stored encrypted until the callback.
+    flow: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ConnectedAccount:
+    tokens: TokenSet
+    address: str
+    display_name: str | None
+
+
+@dataclass(slots=True)
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(slots=True)
+class OutgoingMessage:
+    """A CRM message to send through a mailbox. ``message_id`` is ours, set before sending,
+    so the copy that comes back from the Sent folder is recognised."""
+
+    message_id: str
+    sender: Address
+    to: Sequence[Address]
+    subject: str
+    html: str | None
+    text: str | None
+    cc: Sequence[Address] = ()
+    bcc: Sequence[Address] = ()
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+    # Reply context in the provider's terms (provider id of the message replied to, thread key).
+    reply_to_provider_id: str | None = None
+    thread_key: str | None = None
+    attachments: Sequence[OutgoingAttachment] = ()
+
+
+@dataclass(slots=True)
+class SentMessage:
+    provider_id: str | None
+    thread_key: str | None
+    message_id: str
+
+
+@dataclass(slots=True)
+class WatchState:
+    """A provider push registration (Graph subscription, Gmail watch)."""
+
+    subscription_id: str | None
+    expires_at: datetime
+
+
+class PushKind(str, enum.Enum):
+    CHANGED = "changed"
+    REAUTHORIZATION_REQUIRED = "reauthorization_required"
+    SUBSCRIPTION_REMOVED = "subscription_removed"
+    MISSED = "missed"
+
+
+@dataclass(slots=True)
+class PushNotice:
+    """A parsed change notification, reduced to what the engine needs.
+
+    Graph: ``subscription_id`` + ``client_state`` (checked by the service against the
+    stored secret). Gmail: ``address`` + ``history_id`` (the OIDC JWT was verified by the
+    adapter before this was built)."""
+
+    kind: PushKind = PushKind.CHANGED
+    subscription_id: str | None = None
+    client_state: str | None = None
+    address: str | None = None
+    history_id: str | None = None
+
+
+# ---- errors an adapter raises; the services map them to connection states and retries
+
+
+class ProviderError(Exception):
+    """Base class of provider failures."""
+
+
+class ThrottledError(ProviderError):
+    def __init__(self, retry_after: float, message: str = "throttled") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CursorExpiredError(ProviderError):
+    """The delta/history cursor is no longer valid: a full resync is needed."""
+
+
+class AuthRevokedError(ProviderError):
+    """The grant was revoked or the refresh token is invalid: the user must reconnect."""
+
+
+class NotFoundError(ProviderError):
+    """The addressed provider object does not exist (any more)."""
+
+
+class PermanentSendError(ProviderError):
+    """The provider refused the message for good (bad recipient, too large...)."""

@@ -1,0 +1,56 @@
+"""Service settings, read from ``EMAILSYNC_*`` environment variables.
+
+Every provider endpoint is a setting so the same code talks to Microsoft and
+Google in production and to the loopback sandbox in development and tests.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMAILSYNC_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./emailsync.db"
+    # Absent: the embedded in-process queue and in-memory broadcast are used.
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # CRM-issued user tokens (HS256 shared secret, or a PEM public key for RS256/ES256).
+    jwt_key: SecretStr = SecretStr("dev-only-insecure-jwt-key-change-me-0123456789")
+    jwt_algorithm: str = "HS256"
+    jwt_audience: str | None = None
+    # Fernet keys, comma separated; the first encrypts, all decrypt (rotation).
+    encryption_keys: SecretStr = SecretStr("")
+    # Path of a CA bundle to trust for provider endpoints (the sandbox's local CA).
+    ca_bundle: str | None = None
+
+    microsoft_authority: str = "https://login.microsoftonline.com/common"
+    microsoft_client_id: str = "emailsync-dev"
+    microsoft_client_secret: SecretStr = SecretStr("dev-secret")
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"
+    google_revoke_uri: str = "https://oauth2.googleapis.com/revoke"
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    gmail_base_url: str = "https://gmail.googleapis.com"
+    google_client_id: str = "emailsync-dev.apps.googleusercontent.com"
+    google_client_secret: SecretStr = SecretStr("dev-secret")
+    gmail_pubsub_topic: str = "projects/emailsync/topics/gmail"
+    # Pub/Sub push authentication: audience of the OIDC token and the pushing service account.
+    gmail_push_audience: str | None = None
+    gmail_push_service_account: str = "gmail-push@emailsync.iam.gserviceaccount.com"
+
+    # Queue tuning: how often arq polls Redis for new jobs (seconds).
+    queue_poll_delay: float = 0.05
+    graph_page_size: int = Field(default=200, ge=10, le=1000)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -215,3 +215,9 @@ class NotFoundError(ProviderError):
 
 class PermanentSendError(ProviderError):
     """The provider refused the message for good (bad recipient, too large...)."""
+
+
+def utc_now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,206 @@
+"""Queries the sync engine runs while importing a mailbox and draining the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    ConnectionStatus,
+    Contact,
+    EmailConnection,
+    Message,
+    SubAccount,
+    SyncSkip,
+    Thread,
+    User,
+)
+
+
+async def acquire_sync_lease(
+    session: AsyncSession, connection_id: uuid.UUID, owner: str, now: datetime, until: datetime
+) -> bool:
+    """Take the mailbox's sync lease unless another live pass holds it (one sync per mailbox)."""
+    result = await session.execute(
+        update(EmailConnection)
+        .where(
+            EmailConnection.id == connection_id,
+            EmailConnection.is_current.is_(True),
+            EmailConnection.status.in_(ConnectionStatus.LIVE),
+            or_(EmailConnection.sync_lease_until.is_(None), EmailConnection.sync_lease_until < now),
+        )
+        .values(sync_lease_owner=owner, sync_lease_until=until)
+    )
+    return result.rowcount == 1
+
+
+async def extend_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str, until: datetime) -> None:
+    await session.execute(
+        update(EmailConnection)
+        .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
+        .values(sync_lease_until=until)
+    )
+
+
+async def release_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str) -> bool:
+    """Release only when no request arrived since the pass started; False means: run again."""
+    result = await session.execute(
+        update(EmailConnection)
+        .where(
+            EmailConnection.id == connection_id,
+            EmailConnection.sync_lease_owner == owner,
+            EmailConnection.sync_requested_seq <= EmailConnection.sync_done_seq,
+        )
+        .values(sync_lease_owner=None, sync_lease_until=None)
+    )
+    return result.rowcount == 1
+
+
+async def drop_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str) -> None:
+    await session.execute(
+        update(EmailConnection)
+        .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
+        .values(sync_lease_owner=None, sync_lease_until=None)
+    )
+
+
+async def bump_sync_request(session: AsyncSession, connection_id: uuid.UUID) -> None:
+    await session.execute(
+        update(EmailConnection)
+        .where(EmailConnection.id == connection_id)
+        .values(sync_requested_seq=EmailConnection.sync_requested_seq + 1)
+    )
+
+
+async def connection_by_watch_id(session: AsyncSession, watch_id: str) -> EmailConnection | None:
+    return await session.scalar(select(EmailConnection).where(EmailConnection.watch_id == watch_id))
+
+
+async def current_connection_by_address(session: AsyncSession, provider: str, address: str) -> EmailConnection | None:
+    return await session.scalar(
+        select(EmailConnection).where(
+            EmailConnection.provider == provider,
+            func.lower(EmailConnection.address) == address.strip().lower(),
+            EmailConnection.is_current.is_(True),
+        )
+    )
+
+
+async def message_by_provider_id(
+    session: AsyncSession, connection_id: uuid.UUID, provider_id: str
+) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.connection_id == connection_id, Message.provider_message_id == provider_id)
+    )
+
+
+async def message_by_header(session: AsyncSession, connection_id: uuid.UUID, message_id: str) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.connection_id == connection_id, Message.message_id_header == message_id)
+    )
+
+
+async def skip_exists(session: AsyncSession, connection_id: uuid.UUID, provider_id: str) -> bool:
+    found = await session.scalar(
+        select(SyncSkip.id).where(SyncSkip.connection_id == connection_id, SyncSkip.provider_message_id == provider_id)
+    )
+    return found is not None
+
+
+async def thread_by_key(session: AsyncSession, connection_id: uuid.UUID, key: str) -> Thread | None:
+    return await session.scalar(
+        select(Thread).where(Thread.connection_id == connection_id, Thread.provider_thread_key == key)
+    )
+
+
+async def threads_by_message_ids(
+    session: AsyncSession, sub_account_id: uuid.UUID, connection_id: uuid.UUID, message_ids: Iterable[str]
+) -> dict[str, Thread]:
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Message.message_id_header, Thread)
+        .join(Thread, Thread.id == Message.thread_id)
+        .where(
+            Message.sub_account_id == sub_account_id,
+            Message.connection_id == connection_id,
+            Message.message_id_header.in_(ids),
+        )
+    )
+    return {mid: thread for mid, thread in rows.all()}
+
+
+async def user_addresses(session: AsyncSession, sub_account_id: uuid.UUID) -> set[str]:
+    """Every address that belongs to a user of the sub-account: CRM logins and connected mailboxes."""
+    users = await session.scalars(select(User.email_normalized).where(User.sub_account_id == sub_account_id))
+    mailboxes = await session.scalars(
+        select(func.lower(EmailConnection.address)).where(EmailConnection.sub_account_id == sub_account_id)
+    )
+    return set(users) | set(mailboxes)
+
+
+async def contacts_by_emails(
+    session: AsyncSession, sub_account_id: uuid.UUID, emails: Iterable[str]
+) -> dict[str, Contact]:
+    wanted = {e.strip().lower() for e in emails if e}
+    if not wanted:
+        return {}
+    rows = await session.scalars(
+        select(Contact).where(Contact.sub_account_id == sub_account_id, Contact.email_normalized.in_(wanted))
+    )
+    return {c.email_normalized: c for c in rows}
+
+
+async def sub_account(session: AsyncSession, sub_account_id: uuid.UUID) -> SubAccount | None:
+    return await session.get(SubAccount, sub_account_id)
+
+
+async def latest_message_with_provider_id(
+    session: AsyncSession, sub_account_id: uuid.UUID, thread_id: uuid.UUID, connection_id: uuid.UUID
+) -> Message | None:
+    """The newest message of a thread that exists in the given mailbox (the one to reply to)."""
+    return await session.scalar(
+        select(Message)
+        .where(
+            Message.sub_account_id == sub_account_id,
+            Message.thread_id == thread_id,
+            Message.connection_id == connection_id,
+            Message.provider_message_id.is_not(None),
+            Message.deleted_in_mailbox.is_(False),
+        )
+        .order_by(Message.sent_at.desc().nulls_last(), Message.created_at.desc())
+        .limit(1)
+    )
+
+
+async def add_to_thread_counters(
+    session: AsyncSession, thread_id: uuid.UUID, *, sent_at: datetime | None, unread: bool, snippet: str
+) -> None:
+    values: dict[str, object] = {
+        "message_count": Thread.message_count + 1,
+        "unread_count": Thread.unread_count + (1 if unread else 0),
+    }
+    await session.execute(update(Thread).where(Thread.id == thread_id).values(**values))
+    if sent_at is not None:
+        await session.execute(
+            update(Thread)
+            .where(
+                Thread.id == thread_id,
+                or_(Thread.last_message_at.is_(None), Thread.last_message_at <= sent_at),
+            )
+            .values(last_message_at=sent_at, snippet=snippet)
+        )
+
+
+async def recount_unread(session: AsyncSession, thread_id: uuid.UUID) -> None:
+    unread = (
+        select(func.count(Message.id))
+        .where(and_(Message.thread_id == thread_id, Message.is_read.is_(False), Message.direction == "inbound"))
+        .scalar_subquery()
+    )
+    await session.execute(update(Thread).where(Thread.id == thread_id).values(unread_count=unread))

@@ -1,0 +1,190 @@
+"""Thread and message reads for the API, scoped to one sub-account.
+
+The inbox list is the hottest query of the service: one Core statement returns a page
+of threads with their contact and their last message (a correlated sub-select picks
+the last message id per thread, the outer joins fetch the rows). Ordering is the
+``ix_threads_recent`` index (sub_account_id, last_message_at, id), walked backwards,
+with a keyset cursor so deep pages cost the same as the first one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.models import Attachment, Contact, Message, Thread
+from db.repositories.paging import Page, split_page
+
+threads_t = Thread.__table__
+contacts_t = Contact.__table__
+messages_t = Message.__table__
+attachments_t = Attachment.__table__
+
+# Everything of a message but its bodies: what a list row shows.
+MESSAGE_SUMMARY_COLUMNS = (
+    "id",
+    "thread_id",
+    "connection_id",
+    "direction",
+    "origin",
+    "status",
+    "subject",
+    "from_email",
+    "from_name",
+    "to_addresses",
+    "cc_addresses",
+    "bcc_addresses",
+    "snippet",
+    "is_read",
+    "deleted_in_mailbox",
+    "sent_at",
+    "created_at",
+    "error",
+)
+MESSAGE_BODY_COLUMNS = ("html", "text")
+
+THREAD_COLUMNS = (
+    "id",
+    "subject",
+    "snippet",
+    "last_message_at",
+    "message_count",
+    "unread_count",
+    "contact_id",
+    "connection_id",
+    "user_id",
+    "created_at",
+)
+CONTACT_COLUMNS = ("id", "email", "name", "source", "created_at")
+
+
+def _thread_page_select() -> Any:
+    """Threads + contact + last message, one row per thread, columns prefixed t_/c_/m_."""
+    t = threads_t.alias("t")
+    c = contacts_t.alias("c")
+    m = messages_t.alias("m")
+    m2 = messages_t.alias("m2")
+    last_message_id = (
+        select(m2.c.id)
+        .where(m2.c.thread_id == t.c.id)
+        .order_by(func.coalesce(m2.c.sent_at, m2.c.created_at).desc(), m2.c.id.desc())
+        .limit(1)
+        .correlate(t)
+        .scalar_subquery()
+    )
+    columns = [t.c[name].label(f"t_{name}") for name in THREAD_COLUMNS]
+    columns += [c.c[name].label(f"c_{name}") for name in CONTACT_COLUMNS]
+    columns += [m.c[name].label(f"m_{name}") for name in MESSAGE_SUMMARY_COLUMNS]
+    joined = t.outerjoin(c, and_(c.c.id == t.c.contact_id, c.c.sub_account_id == t.c.sub_account_id)).outerjoin(
+        m, m.c.id == last_message_id
+    )
+    return select(*columns).select_from(joined), t
+
+
+async def list_threads(
+    conn: AsyncConnection,
+    sub_account_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    contact_id: uuid.UUID | None = None,
+    connection_id: uuid.UUID | None = None,
+    unread_only: bool = False,
+) -> Page[Row[Any]]:
+    """Most recent first. Threads without any message yet (no ``last_message_at``) are
+    not listed: they have nothing to show, and keeping NULLs out keeps the index order."""
+    stmt, t = _thread_page_select()
+    stmt = stmt.where(t.c.sub_account_id == sub_account_id, t.c.last_message_at.is_not(None))
+    if after is not None:
+        stmt = stmt.where(tuple_(t.c.last_message_at, t.c.id) < tuple_(after[0], after[1]))
+    if contact_id is not None:
+        stmt = stmt.where(t.c.contact_id == contact_id)
+    if connection_id is not None:
+        stmt = stmt.where(t.c.connection_id == connection_id)
+    if unread_only:
+        stmt = stmt.where(t.c.unread_count > 0)
+    stmt = stmt.order_by(t.c.last_message_at.desc(), t.c.id.desc()).limit(limit + 1)
+    rows = (await conn.execute(stmt)).all()
+    return split_page(rows, limit)
+
+
+async def threads_by_ids(
+    conn: AsyncConnection, sub_account_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    """Same row shape as ``list_threads``; ids of other sub-accounts are simply absent."""
+    if not ids:
+        return []
+    stmt, t = _thread_page_select()
+    stmt = stmt.where(t.c.sub_account_id == sub_account_id, t.c.id.in_(list(ids)))
+    return list((await conn.execute(stmt)).all())
+
+
+def _message_order_key() -> Any:
+    # Queued CRM sends have no sent_at yet: they sort by creation time.
+    return func.coalesce(messages_t.c.sent_at, messages_t.c.created_at)
+
+
+async def list_messages(
+    conn: AsyncConnection,
+    sub_account_id: uuid.UUID,
+    thread_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> Page[Row[Any]]:
+    """A thread's messages in reading order (oldest first), bodies included."""
+    columns = [messages_t.c[name] for name in MESSAGE_SUMMARY_COLUMNS + MESSAGE_BODY_COLUMNS]
+    order_key = _message_order_key()
+    stmt = select(*columns, order_key.label("order_key")).where(
+        messages_t.c.sub_account_id == sub_account_id, messages_t.c.thread_id == thread_id
+    )
+    if after is not None:
+        stmt = stmt.where(tuple_(order_key, messages_t.c.id) > tuple_(after[0], after[1]))
+    stmt = stmt.order_by(order_key, messages_t.c.id).limit(limit + 1)
+    rows = (await conn.execute(stmt)).all()
+    return split_page(rows, limit)
+
+
+async def messages_by_ids(
+    conn: AsyncConnection, sub_account_id: uuid.UUID, ids: Sequence[uuid.UUID], *, with_bodies: bool = True
+) -> list[Row[Any]]:
+    if not ids:
+        return []
+    names = MESSAGE_SUMMARY_COLUMNS + (MESSAGE_BODY_COLUMNS if with_bodies else ())
+    order_key = _message_order_key()
+    stmt = select(*[messages_t.c[name] for name in names], order_key.label("order_key")).where(
+        messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(list(ids))
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def message_bodies_by_ids(
+    conn: AsyncConnection, sub_account_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    """(id, html, text): bodies are loaded apart from list rows, only when asked for."""
+    if not ids:
+        return []
+    stmt = select(messages_t.c.id, messages_t.c.html, messages_t.c.text).where(
+        messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(list(ids))
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def attachments_by_message_ids(
+    conn: AsyncConnection, sub_account_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    """Attachment metadata (never the content) of the given messages."""
+    if not message_ids:
+        return []
+    a = attachments_t
+    stmt = (
+        select(a.c.id, a.c.message_id, a.c.filename, a.c.content_type, a.c.size)
+        .where(a.c.sub_account_id == sub_account_id, a.c.message_id.in_(list(message_ids)))
+        .order_by(a.c.message_id, a.c.created_at, a.c.id)
+    )
+    return list((await conn.execute(stmt)).all())

@@ -1,0 +1,27 @@
+"""The Redis-backed job queue (arq). One of the two modules that import arq."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+QUEUE_NAME = "emailsync:jobs"
+
+
+class ArqQueue:
+    def __init__(self, pool: ArqRedis) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, redis_url: str) -> ArqQueue:
+        return cls(await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=QUEUE_NAME))
+
+    async def enqueue(
+        self, job: str, *args: Any, job_id: str | None = None, defer_seconds: float | None = None
+    ) -> None:
+        await self._pool.enqueue_job(job, *args, _job_id=job_id, _defer_by=defer_seconds, _queue_name=QUEUE_NAME)
+
+    async def close(self) -> None:
+        await self._pool.aclose()

@@ -1,0 +1,96 @@
+"""Domain events, published per sub-account, per thread and per connection owner.
+
+Events are small JSON documents (ids and a type, never message bodies) on a
+broadcaster channel; the API's subscriptions listen and load what they show.
+A Redis URL gives cross-process delivery (worker → API); without one the
+in-memory backend serves the embedded single-process mode.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from sync_engine.domain import utc_now_iso
+
+
+class EventType:
+    MESSAGE_ADDED = "message_added"
+    MESSAGE_UPDATED = "message_updated"
+    THREAD_CREATED = "thread_created"
+    CONNECTION_CHANGED = "connection_changed"
+
+
+def subaccount_channel(sub_account_id: uuid.UUID | str) -> str:
+    return f"subaccount.{sub_account_id}"
+
+
+def thread_channel(thread_id: uuid.UUID | str) -> str:
+    return f"thread.{thread_id}"
+
+
+def connection_channel(user_id: uuid.UUID | str) -> str:
+    return f"connection.{user_id}"
+
+
+@dataclass(slots=True)
+class DomainEvent:
+    type: str
+    sub_account_id: str
+    thread_id: str | None = None
+    message_id: str | None = None
+    connection_id: str | None = None
+    user_id: str | None = None
+    status: str | None = None
+    occurred_at: str = field(default_factory=utc_now_iso)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: str) -> DomainEvent:
+        return cls(**json.loads(raw))
+
+    def channels(self) -> list[str]:
+        out = [subaccount_channel(self.sub_account_id)]
+        if self.thread_id:
+            out.append(thread_channel(self.thread_id))
+        if self.user_id and self.type == EventType.CONNECTION_CHANGED:
+            out.append(connection_channel(self.user_id))
+        return out
+
+
+class EventBus(Protocol):
+    async def publish(self, event: DomainEvent) -> None: ...
+
+    def subscribe(self, channel: str) -> Any:
+        """An async context manager yielding an async iterator of DomainEvent."""
+        ...
+
+
+class BroadcastEventBus:
+    """EventBus over a ``broadcaster.Broadcast`` (memory:// or redis://)."""
+
+    def __init__(self, broadcast: Any) -> None:
+        self._broadcast = broadcast
+
+    async def publish(self, event: DomainEvent) -> None:
+        payload = event.to_json()
+        for channel in event.channels():
+            await self._broadcast.publish(channel=channel, message=payload)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:
+        async with self._broadcast.subscribe(channel=channel) as subscriber:
+
+            async def events() -> AsyncIterator[DomainEvent]:
+                async for item in subscriber:
+                    if item is None:  # broadcaster signals unsubscribe with None
+                        return
+                    yield DomainEvent.from_json(item.message)
+
+            yield events()

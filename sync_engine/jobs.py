@@ -1,0 +1,113 @@
+"""Job entry points: plain ``async def job(ctx, ...)`` functions.
+
+Both queues run these: ``inline_queue`` in-process, and the arq worker
+(``worker.py``, the only module besides ``arq_queue.py`` that imports arq).
+``ctx["runtime"]`` is the process's ``Runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from db.models import EmailConnection
+from sync_engine.domain import AuthRevokedError, NotFoundError, ThrottledError
+from sync_engine.runtime import Runtime
+from sync_engine.services import connections, outbox, watches
+from sync_engine.services.sync_mailbox import SyncDeferred, sync_connection
+from sync_engine.services.tokens import client_for
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """Run this job again after ``defer_seconds`` (arq ``Retry`` / inline re-run)."""
+
+    def __init__(self, defer_seconds: float) -> None:
+        super().__init__(f"retry in {defer_seconds}s")
+        self.defer_seconds = defer_seconds
+
+
+def _rt(ctx: dict[str, Any]) -> Runtime:
+    return ctx["runtime"]
+
+
+async def sync_mailbox(ctx: dict[str, Any], connection_id: str) -> None:
+    try:
+        await sync_connection(_rt(ctx), uuid.UUID(connection_id))
+    except SyncDeferred as exc:
+        raise RetryLater(exc.retry_after) from exc
+
+
+async def deliver_outbox(ctx: dict[str, Any], outbox_id: str) -> None:
+    try:
+        await outbox.deliver(_rt(ctx), uuid.UUID(outbox_id))
+    except outbox.DeliveryDeferred as exc:
+        raise RetryLater(exc.retry_after) from exc
+
+
+async def setup_connection(ctx: dict[str, Any], connection_id: str) -> None:
+    await watches.setup_connection(_rt(ctx), uuid.UUID(connection_id))
+
+
+async def renew_watch(ctx: dict[str, Any], connection_id: str) -> None:
+    await watches.renew_watch(_rt(ctx), uuid.UUID(connection_id))
+
+
+async def retire_connection(ctx: dict[str, Any], connection_id: str) -> None:
+    await connections.retire_connection(_rt(ctx), uuid.UUID(connection_id))
+
+
+async def write_back_read_state(ctx: dict[str, Any], connection_id: str, provider_ids: list[str], is_read: bool) -> None:
+    rt = _rt(ctx)
+    async with rt.sessions() as session:
+        conn = await session.scalar(select(EmailConnection).where(EmailConnection.id == uuid.UUID(connection_id)))
+    if conn is None or not conn.is_current or conn.token_ciphertext is None:
+        return
+    client = client_for(rt, conn)
+    try:
+        for provider_id in provider_ids:
+            try:
+                await client.set_read(provider_id, is_read)
+            except NotFoundError:
+                continue
+    except ThrottledError as exc:
+        raise RetryLater(exc.retry_after) from exc
+    except AuthRevokedError:
+        return
+    finally:
+        await client.aclose()
+
+
+async def renew_expiring_watches(ctx: dict[str, Any]) -> None:
+    rt = _rt(ctx)
+    for connection_id in await watches.expiring_watches(rt):
+        await rt.queue.enqueue("renew_watch", str(connection_id), job_id=f"renew:{connection_id}")
+
+
+async def requeue_due_outbox(ctx: dict[str, Any]) -> None:
+    """Safety net: items whose job was lost (worker killed) are picked up again."""
+    rt = _rt(ctx)
+    for outbox_id in await outbox.due_items(rt):
+        await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
+
+
+JobFunc = Callable[..., Awaitable[Any]]
+
+JOBS: dict[str, JobFunc] = {
+    "sync_mailbox": sync_mailbox,
+    "deliver_outbox": deliver_outbox,
+    "setup_connection": setup_connection,
+    "renew_watch": renew_watch,
+    "retire_connection": retire_connection,
+    "write_back_read_state": write_back_read_state,
+    "renew_expiring_watches": renew_expiring_watches,
+    "requeue_due_outbox": requeue_due_outbox,
+}
+
+# (job name, period in seconds) for the periodic jobs.
+PERIODIC: list[tuple[str, int]] = [("renew_expiring_watches", 3600), ("requeue_due_outbox", 60)]

@@ -1,0 +1,1 @@
+"""Pure rules: plain functions over domain values, no I/O."""

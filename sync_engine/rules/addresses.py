@@ -1,0 +1,51 @@
+"""Email address normalisation and validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from email.utils import parseaddr
+
+from sync_engine.domain import Address, MailMessage
+
+# Deliberately permissive local part, strict about the overall shape and header safety.
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def is_valid_email(value: str) -> bool:
+    if "\r" in value or "\n" in value or len(value) > 320:
+        return False
+    return bool(_EMAIL.match(value.strip()))
+
+
+def parse_address(value: str) -> Address:
+    name, email = parseaddr(value)
+    return Address(email=email, name=name or None)
+
+
+def participants(message: MailMessage) -> list[Address]:
+    """Everyone on the message: sender, To, Cc, Bcc (in that order, de-duplicated)."""
+    seen: set[str] = set()
+    out: list[Address] = []
+    for addr in _all(message):
+        key = addr.normalized
+        if key and key not in seen:
+            seen.add(key)
+            out.append(addr)
+    return out
+
+
+def _all(message: MailMessage) -> Iterable[Address]:
+    if message.sender:
+        yield message.sender
+    yield from message.to
+    yield from message.cc
+    yield from message.bcc
+
+
+def has_header_injection(*values: str | None) -> bool:
+    return any(v is not None and ("\r" in v or "\n" in v) for v in values)

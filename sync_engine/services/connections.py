@@ -1,0 +1,244 @@
+"""Connect, update ("connect a different mailbox"), disconnect and sync requests.
+
+Sign-in: ``start_connection`` asks the adapter for an authorization URL and keeps
+the flow secrets (PKCE verifier, nonce) encrypted in ``oauth_flows`` until the
+provider redirects back to ``/oauth/{provider}/callback``, where
+``complete_connection`` exchanges the code and makes the mailbox the user's
+current connection. Completing while another mailbox is connected replaces it:
+the old connection stops syncing (its watch is stopped and tokens erased by a
+job) and its threads stay readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+
+from db.base import utcnow
+from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
+from db.repositories import mailbox_sync as repo
+from sync_engine.domain import Provider, TokenSet
+from sync_engine.events import DomainEvent, EventType
+from sync_engine.runtime import Runtime
+from sync_engine.services.errors import NotFound, ServiceError
+
+log = logging.getLogger(__name__)
+
+FLOW_LIFETIME = timedelta(minutes=15)
+
+
+@dataclass(slots=True)
+class OAuthOutcome:
+    return_to: str | None
+    connection_id: uuid.UUID | None
+    error: str | None
+
+
+def callback_url(rt: Runtime, provider: Provider) -> str:
+    return f"{rt.settings.public_base_url.rstrip('/')}/oauth/{provider.value}/callback"
+
+
+def webhook_url(rt: Runtime, provider: Provider) -> str:
+    path = "graph" if provider is Provider.OUTLOOK else "gmail"
+    return f"{rt.settings.public_base_url.rstrip('/')}/webhooks/{path}"
+
+
+async def start_connection(
+    rt: Runtime,
+    *,
+    sub_account_id: uuid.UUID,
+    user_id: uuid.UUID,
+    provider: Provider,
+    return_to: str | None,
+    login_hint: str | None = None,
+) -> str:
+    if provider not in rt.providers:
+        raise ServiceError("PROVIDER_UNAVAILABLE", f"{provider.value} is not configured", "provider")
+    async with rt.sessions() as session:
+        user = await session.scalar(select(User).where(User.id == user_id, User.sub_account_id == sub_account_id))
+        if user is None:
+            raise NotFound("user")
+    request = await rt.provider(provider).begin_authorization(callback_url(rt, provider), login_hint)
+    async with rt.sessions.begin() as session:
+        await session.execute(delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow()))
+        session.add(
+            OAuthFlow(
+                state=request.state,
+                sub_account_id=sub_account_id,
+                user_id=user_id,
+                provider=provider.value,
+                flow_ciphertext=rt.secrets.encrypt_json(request.flow),
+                return_to=return_to,
+                expires_at=utcnow() + FLOW_LIFETIME,
+            )
+        )
+    return request.url
+
+
+async def complete_connection(rt: Runtime, *, provider: Provider, params: Mapping[str, str]) -> OAuthOutcome:
+    state = params.get("state", "")
+    async with rt.sessions.begin() as session:
+        # Single use: the row goes whatever the outcome.
+        flow_row = await session.scalar(
+            delete(OAuthFlow)
+            .where(OAuthFlow.state == state, OAuthFlow.provider == provider.value)
+            .returning(OAuthFlow)
+        )
+    if flow_row is None or flow_row.expires_at < utcnow():
+        return OAuthOutcome(None, None, "unknown_or_expired_state")
+    if "error" in params:
+        return OAuthOutcome(flow_row.return_to, None, params.get("error") or "access_denied")
+    try:
+        account = await rt.provider(provider).complete_authorization(
+            rt.secrets.decrypt_json(flow_row.flow_ciphertext), params, callback_url(rt, provider)
+        )
+    except Exception as exc:  # the provider's refusal, shown to the user as a reason code only
+        log.warning("sign-in with %s failed: %s", provider.value, type(exc).__name__)
+        return OAuthOutcome(flow_row.return_to, None, "token_exchange_failed")
+
+    async with rt.sessions.begin() as session:
+        current = await session.scalar(
+            select(EmailConnection)
+            .where(EmailConnection.user_id == flow_row.user_id, EmailConnection.is_current.is_(True))
+            .with_for_update()
+        )
+        replaced: EmailConnection | None = None
+        if current is not None and current.provider == provider.value and current.address.lower() == account.address.lower():
+            conn = current  # re-authorisation of the same mailbox keeps its cursor and history
+        else:
+            if current is not None:
+                replaced = current
+                current.is_current = False
+                current.status = ConnectionStatus.DISCONNECTED
+                current.status_detail = "replaced by another mailbox"
+                current.disconnected_at = utcnow()
+                await session.flush()
+            conn = EmailConnection(
+                sub_account_id=flow_row.sub_account_id,
+                user_id=flow_row.user_id,
+                provider=provider.value,
+                address=account.address,
+                is_current=True,
+            )
+            session.add(conn)
+        conn.display_name = account.display_name
+        conn.token_ciphertext = rt.secrets.encrypt_tokens(account.tokens)
+        conn.status = ConnectionStatus.ACTIVE
+        conn.status_detail = None
+        conn.last_error = None
+        conn.connected_at = utcnow()
+        await session.flush()
+        conn_id = conn.id
+
+    if replaced is not None:
+        await publish_connection_event(rt, replaced)
+        await rt.queue.enqueue("retire_connection", str(replaced.id))
+    await publish_connection_event(rt, conn)
+    await rt.queue.enqueue("setup_connection", str(conn_id), job_id=f"setup:{conn_id}")
+    return OAuthOutcome(flow_row.return_to, conn_id, None)
+
+
+async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection:
+    async with rt.sessions.begin() as session:
+        conn = await session.scalar(
+            select(EmailConnection).where(
+                EmailConnection.sub_account_id == sub_account_id,
+                EmailConnection.user_id == user_id,
+                EmailConnection.is_current.is_(True),
+            )
+        )
+        if conn is None:
+            raise ServiceError("NOT_CONNECTED", "no mailbox is connected")
+        conn.is_current = False
+        conn.status = ConnectionStatus.DISCONNECTED
+        conn.status_detail = "disconnected by the user"
+        conn.disconnected_at = utcnow()
+    # Stop the provider's push and erase tokens now, so nothing syncs any more either way.
+    await retire_connection(rt, conn.id)
+    await publish_connection_event(rt, conn)
+    return conn
+
+
+async def retire_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
+    """Stop the watch (best effort), revoke, and erase the tokens of a non-current connection."""
+    async with rt.sessions() as session:
+        conn = await session.get(EmailConnection, connection_id)
+    if conn is None or conn.is_current or conn.token_ciphertext is None:
+        return
+    provider = rt.provider(conn.provider)
+    tokens = rt.secrets.decrypt_tokens(conn.token_ciphertext)
+    client = provider.client(tokens, _discard_refresh)
+    try:
+        if conn.watch_id and conn.watch_expires_at:
+            from sync_engine.domain import WatchState
+
+            await client.stop_watch(WatchState(conn.watch_id, conn.watch_expires_at))
+        await provider.revoke(tokens)
+    except Exception as exc:
+        log.warning("cleanup of connection %s at the provider failed: %s", connection_id, type(exc).__name__)
+    finally:
+        await client.aclose()
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(EmailConnection)
+            .where(EmailConnection.id == connection_id)
+            .values(token_ciphertext=None, watch_id=None, watch_expires_at=None, client_state_hash=None, cursor=None)
+        )
+
+
+async def _discard_refresh(tokens: TokenSet) -> None:
+    """Tokens refreshed while retiring a connection are about to be erased anyway."""
+
+
+async def request_sync(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection:
+    async with rt.sessions.begin() as session:
+        conn = await session.scalar(
+            select(EmailConnection).where(
+                EmailConnection.sub_account_id == sub_account_id,
+                EmailConnection.user_id == user_id,
+                EmailConnection.is_current.is_(True),
+            )
+        )
+        if conn is None:
+            raise ServiceError("NOT_CONNECTED", "no mailbox is connected")
+        if conn.status == ConnectionStatus.REAUTH_REQUIRED:
+            raise ServiceError("REAUTH_REQUIRED", "the mailbox must be connected again")
+        await repo.bump_sync_request(session, conn.id)
+    await rt.queue.enqueue("sync_mailbox", str(conn.id))
+    return conn
+
+
+async def set_status(
+    rt: Runtime, connection_id: uuid.UUID, status: str, detail: str | None = None, *, error: str | None = None
+) -> None:
+    async with rt.sessions.begin() as session:
+        conn = await session.get(EmailConnection, connection_id)
+        if conn is None or conn.status == status and conn.status_detail == detail:
+            return
+        conn.status = status
+        conn.status_detail = detail
+        if error is not None:
+            conn.last_error = error
+    await publish_connection_event(rt, conn)
+
+
+async def publish_connection_event(rt: Runtime, conn: EmailConnection) -> None:
+    await rt.events.publish(
+        DomainEvent(
+            type=EventType.CONNECTION_CHANGED,
+            sub_account_id=str(conn.sub_account_id),
+            connection_id=str(conn.id),
+            user_id=str(conn.user_id),
+            status=conn.status,
+        )
+    )
+
+
+def new_client_state() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,147 @@
+"""Contacts CRUD for a sub-account.
+
+A contact's email is unique per sub-account case-insensitively (the
+``email_normalized`` column carries the unique constraint). Addresses and names end
+up in outbound headers, so anything that could inject a header (CR/LF, other
+control characters) is refused here, at the door.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from db.models import Contact
+from sync_engine.runtime import Runtime
+from sync_engine.services.errors import NotFound, ServiceError
+
+
+class ContactErrorCode:
+    INVALID_EMAIL = "INVALID_EMAIL"
+    INVALID_NAME = "INVALID_NAME"
+    DUPLICATE_EMAIL = "DUPLICATE_EMAIL"
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# A dot-atom local part (RFC 5322 atext) and a domain of dot-separated labels. Quoted
+# local parts are legal but rare and header-hostile: not accepted.
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[^\W_](?:[\w-]{0,61}[^\W_])?$", re.UNICODE)
+
+
+def validate_email_address(value: str, field: str = "email") -> str:
+    """The address, trimmed, or ``ServiceError(INVALID_EMAIL)``."""
+    if _CONTROL_CHARS.search(value):
+        raise ServiceError(ContactErrorCode.INVALID_EMAIL, "email address must not contain line breaks", field)
+    email = value.strip()
+    local, at, domain = email.rpartition("@")
+    valid = (
+        bool(at)
+        and 0 < len(local) <= 64
+        and len(email) <= 320
+        and bool(_LOCAL_PART.match(local))
+        and "." in domain
+        and all(_DOMAIN_LABEL.match(label) for label in domain.split("."))
+    )
+    if not valid:
+        raise ServiceError(ContactErrorCode.INVALID_EMAIL, f"{email!r} is not a valid email address", field)
+    return email
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def validate_display_name(value: str | None, field: str = "name") -> str | None:
+    if value is None:
+        return None
+    if _CONTROL_CHARS.search(value):
+        raise ServiceError(ContactErrorCode.INVALID_NAME, "name must not contain line breaks", field)
+    name = value.strip()
+    if len(name) > 200:
+        raise ServiceError(ContactErrorCode.INVALID_NAME, "name is longer than 200 characters", field)
+    return name or None
+
+
+def _duplicate(email: str) -> ServiceError:
+    return ServiceError(ContactErrorCode.DUPLICATE_EMAIL, f"a contact with email {email} already exists", "email")
+
+
+async def create_contact(
+    rt: Runtime, *, sub_account_id: uuid.UUID, email: str, name: str | None = None, source: str = "crm"
+) -> Contact:
+    email = validate_email_address(email)
+    name = validate_display_name(name)
+    normalized = normalize_email(email)
+    async with rt.sessions() as session:
+        taken = await session.scalar(
+            select(Contact.id).where(Contact.sub_account_id == sub_account_id, Contact.email_normalized == normalized)
+        )
+        if taken is not None:
+            raise _duplicate(email)
+        contact = Contact(
+            sub_account_id=sub_account_id, email=email, email_normalized=normalized, name=name, source=source
+        )
+        session.add(contact)
+        try:
+            await session.commit()
+        except IntegrityError as exc:  # lost a race with a concurrent insert of the same address
+            raise _duplicate(email) from exc
+        return contact
+
+
+async def update_contact(
+    rt: Runtime,
+    *,
+    sub_account_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    email: str | None = None,
+    name: str | None = None,
+    clear_name: bool = False,
+) -> Contact:
+    """Change the email and/or the name; ``clear_name`` removes the name."""
+    new_email = validate_email_address(email) if email is not None else None
+    new_name = validate_display_name(name)
+    async with rt.sessions() as session:
+        contact = await session.scalar(
+            select(Contact).where(Contact.sub_account_id == sub_account_id, Contact.id == contact_id)
+        )
+        if contact is None:
+            raise NotFound("contact", "id")
+        if new_email is not None and normalize_email(new_email) != contact.email_normalized:
+            normalized = normalize_email(new_email)
+            taken = await session.scalar(
+                select(Contact.id).where(
+                    Contact.sub_account_id == sub_account_id, Contact.email_normalized == normalized
+                )
+            )
+            if taken is not None:
+                raise _duplicate(new_email)
+            contact.email_normalized = normalized
+        if new_email is not None:
+            contact.email = new_email
+        if clear_name:
+            contact.name = None
+        elif new_name is not None:
+            contact.name = new_name
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            raise _duplicate(new_email or contact.email) from exc
+        return contact
+
+
+async def delete_contact(rt: Runtime, *, sub_account_id: uuid.UUID, contact_id: uuid.UUID) -> uuid.UUID:
+    """Threads keep their messages; their contact link is cleared by the foreign key."""
+    async with rt.sessions() as session:
+        contact = await session.scalar(
+            select(Contact).where(Contact.sub_account_id == sub_account_id, Contact.id == contact_id)
+        )
+        if contact is None:
+            raise NotFound("contact", "id")
+        await session.delete(contact)
+        await session.commit()
+        return contact_id

@@ -1,0 +1,184 @@
+"""Drain the outbox: send each committed CRM message through its mailbox, once.
+
+Claiming an item pushes its ``next_attempt_at`` forward, which doubles as a
+lease: a second worker (or a retry) does not pick it up while an attempt runs.
+The adapter's ``SendCheckpoint`` progress is committed before the irreversible
+provider call, so a retry after a crash checks instead of sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from db.base import utcnow
+from db.models import Attachment, ConnectionStatus, EmailConnection, Message, OutboxItem, OutboxStatus, Thread
+from db.repositories import mailbox_sync as repo
+from sync_engine.domain import (
+    Address,
+    AuthRevokedError,
+    OutgoingAttachment,
+    OutgoingMessage,
+    PermanentSendError,
+    ThrottledError,
+)
+from sync_engine.events import DomainEvent, EventType
+from sync_engine.runtime import Runtime
+from sync_engine.services.connections import set_status
+from sync_engine.services.tokens import client_for
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 8
+
+
+class DeliveryDeferred(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class OutboxCheckpoint:
+    """Commits the adapter's progress, and the provider ids it already knows, on the outbox row."""
+
+    def __init__(self, rt: Runtime, item: OutboxItem) -> None:
+        self._rt = rt
+        self._item_id = item.id
+        self._message_id = item.message_id
+        self._state: dict[str, Any] = dict(item.checkpoint or {})
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        return self._state
+
+    async def save(self, state: Mapping[str, Any]) -> None:
+        self._state = dict(state)
+        provider_id = state.get("provider_id") or state.get("draft_id")
+        async with self._rt.sessions.begin() as session:
+            await session.execute(update(OutboxItem).where(OutboxItem.id == self._item_id).values(checkpoint=self._state))
+            if provider_id:
+                # Known before sending, so the Sent-folder copy is recognised even if it syncs first.
+                await session.execute(
+                    update(Message).where(Message.id == self._message_id).values(provider_message_id=provider_id)
+                )
+
+
+async def deliver(rt: Runtime, outbox_id: uuid.UUID) -> None:
+    now = utcnow()
+    async with rt.sessions.begin() as session:
+        claimed = await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == outbox_id, OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now)
+            .values(attempts=OutboxItem.attempts + 1, next_attempt_at=now + ATTEMPT_LEASE)
+        )
+        if claimed.rowcount != 1:
+            return
+        item = await session.get(OutboxItem, outbox_id)
+        assert item is not None
+        message = await session.get(Message, item.message_id)
+        thread = await session.get(Thread, message.thread_id) if message else None
+        conn = await session.get(EmailConnection, item.connection_id) if item.connection_id else None
+        attachments = list(await session.scalars(select(Attachment).where(Attachment.message_id == item.message_id)))
+        parent = None
+        if message is not None and thread is not None and conn is not None:
+            parent = await repo.latest_message_with_provider_id(session, message.sub_account_id, thread.id, conn.id)
+    if message is None or thread is None:
+        return
+    if conn is None or not conn.is_current or conn.status not in ConnectionStatus.LIVE or conn.token_ciphertext is None:
+        await _finish(rt, item, message, failed="the mailbox was disconnected before the email could be sent")
+        return
+
+    outgoing = OutgoingMessage(
+        message_id=message.message_id_header or f"<{uuid.uuid4().hex}@{conn.address.rsplit('@', 1)[-1]}>",
+        sender=Address(conn.address, conn.display_name),
+        to=[Address(a["email"], a.get("name")) for a in message.to_addresses],
+        cc=[Address(a["email"], a.get("name")) for a in message.cc_addresses],
+        bcc=[Address(a["email"], a.get("name")) for a in message.bcc_addresses],
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        in_reply_to=message.in_reply_to,
+        references=(message.references or "").split(),
+        reply_to_provider_id=parent.provider_message_id if parent is not None and parent.id != message.id else None,
+        thread_key=thread.provider_thread_key if thread.connection_id == conn.id else None,
+        attachments=[OutgoingAttachment(a.filename, a.content_type, a.content or b"") for a in attachments],
+    )
+    client = client_for(rt, conn)
+    try:
+        sent = await client.send(outgoing, OutboxCheckpoint(rt, item))
+    except ThrottledError as exc:
+        await _reschedule(rt, item, exc.retry_after, "throttled by the provider")
+        raise DeliveryDeferred(exc.retry_after) from exc
+    except AuthRevokedError:
+        await set_status(rt, conn.id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
+        await _finish(rt, item, message, failed="the mailbox must be connected again")
+        return
+    except PermanentSendError as exc:
+        await _finish(rt, item, message, failed=str(exc) or "refused by the provider")
+        return
+    except Exception as exc:
+        log.warning("sending outbox item %s failed: %s", outbox_id, type(exc).__name__)
+        if item.attempts + 1 >= MAX_ATTEMPTS:
+            await _finish(rt, item, message, failed="the provider could not be reached")
+            return
+        delay = min(600.0, 5.0 * 2 ** item.attempts)
+        await _reschedule(rt, item, delay, type(exc).__name__)
+        raise DeliveryDeferred(delay) from exc
+    finally:
+        await client.aclose()
+
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem).where(OutboxItem.id == item.id).values(status=OutboxStatus.DONE, last_error=None)
+        )
+        values: dict[str, Any] = {"status": "sent", "error": None}
+        if sent.provider_id:
+            values["provider_message_id"] = sent.provider_id
+        if sent.message_id:
+            values["message_id_header"] = sent.message_id
+        await session.execute(update(Message).where(Message.id == message.id).values(**values))
+        if sent.thread_key and thread.provider_thread_key is None and thread.connection_id == conn.id:
+            await session.execute(update(Thread).where(Thread.id == thread.id).values(provider_thread_key=sent.thread_key))
+    await _publish_update(rt, message)
+
+
+async def _reschedule(rt: Runtime, item: OutboxItem, delay: float, reason: str) -> None:
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item.id)
+            .values(next_attempt_at=utcnow() + timedelta(seconds=delay), last_error=reason)
+        )
+
+
+async def _finish(rt: Runtime, item: OutboxItem, message: Message, *, failed: str) -> None:
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(OutboxItem).where(OutboxItem.id == item.id).values(status=OutboxStatus.FAILED, last_error=failed)
+        )
+        await session.execute(update(Message).where(Message.id == message.id).values(status="failed", error=failed))
+    await _publish_update(rt, message)
+
+
+async def _publish_update(rt: Runtime, message: Message) -> None:
+    await rt.events.publish(
+        DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(message.sub_account_id),
+                    thread_id=str(message.thread_id), message_id=str(message.id))
+    )
+
+
+async def due_items(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
+    async with rt.sessions() as session:
+        rows = await session.scalars(
+            select(OutboxItem.id)
+            .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= utcnow())
+            .order_by(OutboxItem.next_attempt_at)
+            .limit(limit)
+        )
+        return list(rows)

@@ -1,0 +1,94 @@
+"""Provider push registrations: create on connect, renew before expiry, re-create when removed.
+
+Graph message subscriptions live at most 4,230 minutes; Gmail watches 7 days.
+The renewal job runs hourly and renews anything expiring within a day.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from db.base import utcnow
+from db.models import ConnectionStatus, EmailConnection
+from db.repositories import mailbox_sync as repo
+from sync_engine.crypto import sha256_hex
+from sync_engine.domain import AuthRevokedError, Provider, WatchState
+from sync_engine.runtime import Runtime
+from sync_engine.services.connections import new_client_state, set_status, webhook_url
+from sync_engine.services.tokens import client_for
+
+log = logging.getLogger(__name__)
+
+RENEW_AHEAD = timedelta(hours=24)
+
+
+async def setup_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
+    """(Re)create the watch, then run a sync (the first one imports the mailbox)."""
+    async with rt.sessions() as session:
+        conn = await session.get(EmailConnection, connection_id)
+    if conn is None or not conn.is_current or conn.token_ciphertext is None:
+        return
+    client = client_for(rt, conn)
+    try:
+        if conn.watch_id and conn.watch_expires_at:
+            try:
+                await client.stop_watch(WatchState(conn.watch_id, conn.watch_expires_at))
+            except Exception as exc:  # the old one may be gone already
+                log.info("stopping the old watch of %s failed: %s", connection_id, type(exc).__name__)
+        secret = new_client_state()
+        state = await client.watch(webhook_url(rt, Provider(conn.provider)), secret)
+    except AuthRevokedError:
+        await set_status(rt, connection_id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
+        return
+    finally:
+        await client.aclose()
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(EmailConnection)
+            .where(EmailConnection.id == connection_id)
+            .values(watch_id=state.subscription_id or conn.address.lower(), watch_expires_at=state.expires_at,
+                    client_state_hash=sha256_hex(secret))
+        )
+        await repo.bump_sync_request(session, connection_id)
+    await rt.queue.enqueue("sync_mailbox", str(connection_id))
+
+
+async def renew_watch(rt: Runtime, connection_id: uuid.UUID) -> None:
+    async with rt.sessions() as session:
+        conn = await session.get(EmailConnection, connection_id)
+    if conn is None or not conn.is_current or conn.token_ciphertext is None or conn.watch_expires_at is None:
+        return
+    client = client_for(rt, conn)
+    try:
+        state = await client.renew_watch(WatchState(conn.watch_id, conn.watch_expires_at))
+    except AuthRevokedError:
+        await set_status(rt, connection_id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
+        return
+    except Exception as exc:
+        log.info("renewing the watch of %s failed (%s); creating a new one", connection_id, type(exc).__name__)
+        await client.aclose()
+        await setup_connection(rt, connection_id)
+        return
+    finally:
+        await client.aclose()
+    async with rt.sessions.begin() as session:
+        await session.execute(
+            update(EmailConnection).where(EmailConnection.id == connection_id).values(watch_expires_at=state.expires_at)
+        )
+
+
+async def expiring_watches(rt: Runtime) -> list[uuid.UUID]:
+    async with rt.sessions() as session:
+        rows = await session.scalars(
+            select(EmailConnection.id).where(
+                EmailConnection.is_current.is_(True),
+                EmailConnection.status.in_(ConnectionStatus.LIVE),
+                EmailConnection.watch_expires_at.is_not(None),
+                EmailConnection.watch_expires_at < utcnow() + RENEW_AHEAD,
+            )
+        )
+        return list(rows)

@@ -1,0 +1,33 @@
+"""Fixtures for the Outlook adapter's unit tests: the published Graph samples."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:  # the project is not necessarily pip-installed
+    sys.path.insert(0, str(ROOT))
+SAMPLES = ROOT.parent / "shared" / "provider-samples"
+
+
+def _load(name: str) -> Any:
+    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def sample():
+    assert SAMPLES.is_dir(), f"provider samples not found at {SAMPLES}"
+    return _load
+
+
+@pytest.fixture(scope="session")
+def sample_bytes():
+    def read(name: str) -> bytes:
+        return (SAMPLES / name).read_bytes()
+
+    return read

@@ -8,6 +8,7 @@ name, and register reset hooks so ``POST /_sandbox/reset`` clears everything.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -86,7 +87,8 @@ class Sandbox:
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.http = httpx.AsyncClient(verify=self.ca_bundle or True, follow_redirects=False)
+        verify = ssl.create_default_context(cafile=self.ca_bundle) if self.ca_bundle else True
+        self.http = httpx.AsyncClient(verify=verify, follow_redirects=False)
 
     async def shutdown(self) -> None:
         if self.http is not None:

@@ -104,7 +104,7 @@ def receive(
     if mail.internet_message_id:
         message.internet_message_id = mail.internet_message_id
     message.conversation_id = conversation_for(mailbox, mail.in_reply_to, mail.references) or message.conversation_id
-    message.mime = raw if raw is not None else mime.render(message)
+    message.raw = raw
     return store.add_message(mailbox, message)
 
 
@@ -148,14 +148,12 @@ def create_draft(store: Store, mailbox: Mailbox, mail: Outgoing, conversation_id
         or conversation_for(mailbox, mail.in_reply_to, mail.references)
         or message.conversation_id
     )
-    message.mime = mime.render(message, include_bcc=True)
     return store.add_message(mailbox, message)
 
 
 def update_draft(store: Store, mailbox: Mailbox, draft: Message, **values: object) -> None:
-    """Change draft fields and re-render its MIME in the same logged change."""
-    probe = Message(**{**draft.__dict__, **values})  # type: ignore[arg-type]
-    values["mime"] = mime.render(probe, include_bcc=True)
+    """Change draft fields; its MIME is rendered again on next use."""
+    values["raw"] = None
     store.update_message(mailbox, draft, **values)
 
 
@@ -178,7 +176,6 @@ def send(store: Store, mailbox: Mailbox, mail: Outgoing, *, save_to_sent: bool =
     if mail.internet_message_id:
         message.internet_message_id = mail.internet_message_id
     message.conversation_id = conversation_for(mailbox, mail.in_reply_to, mail.references) or message.conversation_id
-    message.mime = mime.render(message, include_bcc=True)
     if save_to_sent:
         store.add_message(mailbox, message)
     deliver(store, message)

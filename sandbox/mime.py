@@ -35,12 +35,28 @@ def html_to_text(markup: str) -> str:
     return "\n".join(line for line in lines if line).strip()
 
 
+def preview(text: str | None, markup: str | None) -> str:
+    """The first 255 characters of the body as plain text, whitespace collapsed."""
+    plain = text if text is not None else html_to_text(markup or "")
+    return " ".join(plain.split())[:255]
+
+
+def _one_line(value: str) -> str:
+    """Header values never carry CR/LF: no header injection, no policy errors."""
+    return " ".join(value.replace("\r", "\n").split("\n"))
+
+
 def format_address(addr: Address) -> str:
-    return email.utils.formataddr((addr.name, addr.address)) if addr.name else addr.address
+    name, address = _one_line(addr.name), _one_line(addr.address)
+    return email.utils.formataddr((name, address)) if name else address
 
 
-def render(message: Message, *, include_bcc: bool = False) -> bytes:
-    """Build the RFC 5322 bytes of a message from its fields."""
+def render(message: Message, *, include_bcc: bool = True) -> bytes:
+    """Build the RFC 5322 bytes of a message from its fields.
+
+    Bcc is kept by default: only the sender's copy has a Bcc list at all
+    (delivered copies are stored without one), and that copy does show it.
+    """
     out = EmailMessage(policy=email.policy.SMTP)
     if message.from_:
         out["From"] = format_address(message.from_)
@@ -51,7 +67,7 @@ def render(message: Message, *, include_bcc: bool = False) -> bytes:
             out[header] = ", ".join(format_address(a) for a in people)
     if include_bcc and message.bcc:
         out["Bcc"] = ", ".join(format_address(a) for a in message.bcc)
-    out["Subject"] = message.subject
+    out["Subject"] = _one_line(message.subject)
     out["Date"] = email.utils.format_datetime(message.sent or message.created)
     out["Message-ID"] = message.internet_message_id
     if message.in_reply_to:
@@ -59,7 +75,7 @@ def render(message: Message, *, include_bcc: bool = False) -> bytes:
     if message.references:
         out["References"] = " ".join(message.references)
     for name, value in message.custom_headers:
-        out[name] = value
+        out[_one_line(name)] = _one_line(value)
     text = message.body_text if message.body_text is not None else html_to_text(message.body_html or "")
     out.set_content(text or "", subtype="plain", charset="utf-8")
     if message.body_html is not None:

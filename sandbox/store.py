@@ -56,7 +56,10 @@ class Message:
     conversation_id: str
     internet_message_id: str
     folder: str
-    mime: bytes = b""  # canonical RFC 5322 bytes (Gmail raw/full views derive from them)
+    # RFC 5322 bytes: as received for raw inbound mail, otherwise rendered from
+    # the fields on first use (rendering is the costly part of seeding large
+    # mailboxes) and reset to None whenever a draft's content changes.
+    raw: bytes | None = None
     labels: set[str] = field(default_factory=set)
     is_read: bool = False
     is_draft: bool = False
@@ -81,6 +84,15 @@ class Message:
     sent: datetime | None = None
     received: datetime | None = None
     change_key: str = field(default_factory=ids.change_key)
+
+    @property
+    def mime(self) -> bytes:
+        """The canonical RFC 5322 bytes (Gmail raw/full views derive from them)."""
+        if self.raw is None:
+            from sandbox.mime import render  # mime builds on this module's types
+
+            self.raw = render(self)
+        return self.raw
 
     def attachment(self, attachment_id: str) -> Attachment | None:
         return next((a for a in self.attachments if a.id == attachment_id), None)
@@ -121,9 +133,14 @@ class Mailbox:
     # Cursors (delta links, history ids) anchored below this seq are expired.
     cursor_floor: int = 0
     revoked: bool = False
+    # Set by the control API: the next incremental-sync page is served twice.
+    replay_next_page: bool = False
     folder_ids: dict[str, str] = field(default_factory=dict)
     created: datetime = field(default_factory=ids.utcnow)
     _aliases: dict[str, str] = field(default_factory=dict, repr=False)  # rest id -> id
+    # lower-cased Message-ID -> ids of the messages carrying it (threading is a
+    # lookup per delivered message, so it must not scan the mailbox)
+    _by_imid: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.folder_ids:
@@ -148,8 +165,8 @@ class Mailbox:
         return [m for m in self.messages.values() if m.folder == folder]
 
     def by_internet_message_id(self, internet_message_id: str) -> list[Message]:
-        wanted = internet_message_id.strip().lower()
-        return [m for m in self.messages.values() if m.internet_message_id.lower() == wanted]
+        found = self._by_imid.get(internet_message_id.strip().lower(), [])
+        return [self.messages[i] for i in found if i in self.messages]
 
     def changes_since(self, seq: int) -> Iterator[Change]:
         # seqs are dense and start at 1, so entry i holds seq i+1.
@@ -272,6 +289,7 @@ class Store:
             message.labels = _system_labels(message)
             mailbox.messages[message.id] = message
             mailbox._aliases[message.rest_id] = message.id
+            mailbox._by_imid.setdefault(message.internet_message_id.lower(), []).append(message.id)
             change = self._record(mailbox, message, "added", (None, frozenset(), None), ())
         self._emit(MessageEvent(mailbox, change, message))
         return message
@@ -302,6 +320,9 @@ class Store:
             before = (message.folder, frozenset(message.labels), message.rest_id)
             mailbox.messages.pop(message.id, None)
             mailbox._aliases.pop(message.rest_id, None)
+            same_imid = mailbox._by_imid.get(message.internet_message_id.lower(), [])
+            if message.id in same_imid:
+                same_imid.remove(message.id)
             change = self._record(mailbox, message, "deleted", before, ())
         self._emit(MessageEvent(mailbox, change, None))
         return change

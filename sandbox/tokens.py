@@ -74,13 +74,20 @@ class TokenRegistry:
         # client id -> secret. Clients register explicitly or on first use
         # (trust on first use), after which a different secret is rejected.
         self.client_secrets: dict[str, str] = {}
+        self.permanent_clients: dict[str, str] = {}  # from the command line: survive resets
+
+    def register_client(self, client_id: str, secret: str, *, permanent: bool = False) -> None:
+        with self._lock:
+            self.client_secrets[client_id] = secret
+            if permanent:
+                self.permanent_clients[client_id] = secret
 
     def reset(self) -> None:
         with self._lock:
             self.codes.clear()
             self.access.clear()
             self.refresh.clear()
-            self.client_secrets.clear()
+            self.client_secrets = dict(self.permanent_clients)
 
     def check_client(self, client_id: str, secret: str | None) -> bool:
         if not client_id or not secret:

@@ -24,6 +24,7 @@ class InlineQueue:
         self._max_tries = max_tries
         self._waiting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._periodic: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def enqueue(
@@ -74,9 +75,7 @@ class InlineQueue:
                 await self.enqueue(job, job_id=f"periodic:{job}")
 
         for job, period in schedule:
-            task = asyncio.create_task(every(job, period))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._periodic.add(asyncio.create_task(every(job, period)))
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait until no job is pending (tests and graceful shutdown)."""
@@ -87,6 +86,7 @@ class InlineQueue:
 
     async def close(self) -> None:
         self._closed = True
-        for task in list(self._tasks):
+        pending = [*self._tasks, *self._periodic]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)

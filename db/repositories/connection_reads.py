@@ -14,6 +14,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import EmailConnection, SyncSkip
+from db.repositories.skips import CONFIDENTIAL_REASON
 
 connections_t = EmailConnection.__table__
 skips_t = SyncSkip.__table__
@@ -74,7 +75,12 @@ async def skip_counts_by_connection_ids(
         return {}
     stmt = (
         select(skips_t.c.connection_id, func.count())
-        .where(skips_t.c.sub_account_id == sub_account_id, skips_t.c.connection_id.in_(list(ids)))
+        .where(
+            skips_t.c.sub_account_id == sub_account_id,
+            skips_t.c.connection_id.in_(list(ids)),
+            # Confidential mail has its own counter on the connection.
+            skips_t.c.reason != CONFIDENTIAL_REASON,
+        )
         .group_by(skips_t.c.connection_id)
     )
     return {row[0]: row[1] for row in (await conn.execute(stmt)).all()}

@@ -15,6 +15,10 @@ from db.models import SyncSkip
 from db.repositories.paging import Page, split_page
 
 skips_t = SyncSkip.__table__
+
+# Mail with the sub-account's own users is recorded by the importer as an opaque row with
+# this reason (to keep its count exact across replays); it is shown only as a count.
+CONFIDENTIAL_REASON = "confidential"
 _COLUMNS = [
     skips_t.c[n]
     for n in ("id", "connection_id", "user_id", "reason", "detail", "subject", "from_email", "sent_at", "created_at")
@@ -32,7 +36,7 @@ async def list_sync_skips(
 ) -> Page[Row[Any]]:
     """Newest first. ``owner_user_id`` restricts to one user's mailboxes (non-admins)."""
     s = skips_t
-    stmt = select(*_COLUMNS).where(s.c.sub_account_id == sub_account_id)
+    stmt = select(*_COLUMNS).where(s.c.sub_account_id == sub_account_id, s.c.reason != CONFIDENTIAL_REASON)
     if owner_user_id is not None:
         stmt = stmt.where(s.c.user_id == owner_user_id)
     if connection_id is not None:
@@ -52,7 +56,9 @@ async def sync_skips_by_ids(
 ) -> list[Row[Any]]:
     if not ids:
         return []
-    stmt = select(*_COLUMNS).where(skips_t.c.sub_account_id == sub_account_id, skips_t.c.id.in_(list(ids)))
+    stmt = select(*_COLUMNS).where(
+        skips_t.c.sub_account_id == sub_account_id, skips_t.c.id.in_(list(ids)), skips_t.c.reason != CONFIDENTIAL_REASON
+    )
     if owner_user_id is not None:
         stmt = stmt.where(skips_t.c.user_id == owner_user_id)
     return list((await conn.execute(stmt)).all())

@@ -54,6 +54,9 @@ def canonical_graph_path(path: str) -> tuple[str, str | None]:
     if len(segments) >= 4 and segments[2] == "users":
         user_ref = segments[3]
         segments = [*segments[:2], "me", *segments[4:]]
+    # me/mailFolders/{f}/messages/{id}/... addresses the message itself.
+    if len(segments) >= 7 and segments[2:4] == ["me", "mailFolders"] and segments[5] == "messages" and segments[6] != "delta":
+        segments = [*segments[:3], *segments[5:]]
     return "/".join(segments), user_ref
 
 

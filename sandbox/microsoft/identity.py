@@ -17,7 +17,7 @@ import json
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
 from jwt.algorithms import RSAAlgorithm
@@ -272,7 +272,9 @@ async def token(sandbox: Sandbox, request: Request) -> Response:
     tenant = request.path_params["tenant"]
     if not _tenant_ok(tenant):
         return _unknown_tenant(request, tenant)
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    # Parsed by hand: starlette's form parser needs python-multipart, which a
+    # urlencoded body does not justify.
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
     client_id, secret = _client_credentials(request, form)
     if not sandbox.tokens.check_client(client_id, secret):
         return _aad_error(request, "invalid_client", 7000215,
@@ -292,6 +294,7 @@ def _redeem_code(sandbox: Sandbox, request: Request, form: dict[str, str], clien
         return _aad_error(request, "invalid_grant", 70000, "Provided grant is invalid or malformed.")
     if code.used:
         return _aad_error(request, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+    code.used = True  # single use: any redemption attempt burns it
     if ids.utcnow() >= code.expires_at:
         return _aad_error(request, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity.")
     if code.client_id != client_id:
@@ -305,7 +308,6 @@ def _redeem_code(sandbox: Sandbox, request: Request, form: dict[str, str], clien
             return _aad_error(request, "invalid_request", 501481, "The Code_Verifier is missing.")
         if not pkce_matches(verifier, code.code_challenge, code.code_challenge_method):
             return _aad_error(request, "invalid_grant", 50148, "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.")
-    code.used = True  # single use, even if what follows fails
     mailbox = sandbox.store.mailbox(code.mailbox)
     if mailbox is None or mailbox.revoked:
         return _aad_error(request, "invalid_grant", 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed.")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from db.models import Contact
+from sync_engine.rules.addresses import is_valid_email, normalize_email
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 
@@ -26,10 +27,6 @@ class ContactErrorCode:
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-# A dot-atom local part (RFC 5322 atext) and a domain of dot-separated labels. Quoted
-# local parts are legal but rare and header-hostile: not accepted.
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[^\W_](?:[\w-]{0,61}[^\W_])?$", re.UNICODE)
 
 
 def validate_email_address(value: str, field: str = "email") -> str:
@@ -37,22 +34,10 @@ def validate_email_address(value: str, field: str = "email") -> str:
     if _CONTROL_CHARS.search(value):
         raise ServiceError(ContactErrorCode.INVALID_EMAIL, "email address must not contain line breaks", field)
     email = value.strip()
-    local, at, domain = email.rpartition("@")
-    valid = (
-        bool(at)
-        and 0 < len(local) <= 64
-        and len(email) <= 320
-        and bool(_LOCAL_PART.match(local))
-        and "." in domain
-        and all(_DOMAIN_LABEL.match(label) for label in domain.split("."))
-    )
-    if not valid:
+    # The same notion of a valid address as the send path, so every contact is sendable.
+    if not is_valid_email(email):
         raise ServiceError(ContactErrorCode.INVALID_EMAIL, f"{email!r} is not a valid email address", field)
     return email
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def validate_display_name(value: str | None, field: str = "name") -> str | None:

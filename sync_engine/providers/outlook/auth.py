@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,11 @@ import msal
 import requests
 
 from sync_engine.domain import AuthorizationRequest, AuthRevokedError, ProviderError, TokenSet
+
+# The callback route (GET /oauth/{provider}/callback) reads the code from the query
+# string; msal nags for response_mode=form_post on every flow. PKCE and single-use
+# codes cover what form_post adds; switching needs a POST callback route first.
+warnings.filterwarnings("ignore", message=r"response_mode='form_post' is recommended", category=UserWarning)
 
 GRAPH_SCOPES: tuple[str, ...] = ("Mail.ReadWrite", "Mail.Send", "User.Read")
 
@@ -108,6 +114,13 @@ class MsalAuth:
                 except (requests.RequestException, ValueError) as exc:
                     raise ProviderError(f"identity platform unavailable: {type(exc).__name__}") from exc
             return self._app
+
+    def close(self) -> None:
+        """Release msal's pooled HTTPS connections (process shutdown, tests)."""
+        with self._app_lock:
+            if self._app is not None:
+                self._app.http_client.close()
+                self._app = None
 
     # ---- flows (async facade; msal runs in a worker thread)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -372,8 +372,3 @@ def file_attachment(attachment: OutgoingAttachment) -> dict[str, Any]:
         "contentType": attachment.content_type,
         "contentBytes": base64.b64encode(attachment.content).decode("ascii"),
     }
-
-
-def dedupe_stable(values: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    return [v for v in values if not (v in seen or seen.add(v))]

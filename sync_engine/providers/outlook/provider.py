@@ -210,6 +210,10 @@ class OutlookProvider:
             verify=self._ssl,
         )
 
+    async def aclose(self) -> None:
+        """Release pooled connections (not part of ``MailProvider``; optional)."""
+        await asyncio.to_thread(self._auth.close)
+
     async def revoke(self, tokens: TokenSet) -> None:
         # No per-grant revocation exists (see the module docstring): dropping the
         # tokens, which the services do, is the disconnect.

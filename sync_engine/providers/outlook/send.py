@@ -102,7 +102,7 @@ async def _build_draft(graph: GraphClient, message: OutgoingMessage, checkpoint:
             log.info("replied-to message is gone; sending as a new message")
     if draft is not None:
         await _save_in_progress(graph, checkpoint, draft["id"])
-        draft = await graph.patch_json(f"/me/messages/{quote_id(draft['id'])}", mapping.draft_fields(message))
+        draft = await _patch_reply(graph, draft["id"], message)
     else:
         draft = await graph.post_json("/me/messages", mapping.draft_fields(message))
         if message.attachments:
@@ -112,6 +112,23 @@ async def _build_draft(graph: GraphClient, message: OutgoingMessage, checkpoint:
     for attachment in message.attachments:
         await _attach(graph, draft["id"], attachment)
     return draft
+
+
+async def _patch_reply(graph: GraphClient, draft_id: str, message: OutgoingMessage) -> dict[str, Any]:
+    """Put our body, recipients, subject and Message-ID on a createReply draft.
+    Graph documents ``internetMessageId`` as writable on drafts; should a server refuse
+    it, the reply keeps the Message-ID Graph chose, and ``SentMessage.message_id``
+    reports that one (so the Sent Items copy is still recognised)."""
+    path = f"/me/messages/{quote_id(draft_id)}"
+    fields = mapping.draft_fields(message)
+    try:
+        return await graph.patch_json(path, fields)
+    except GraphError as exc:
+        if exc.status != 400 or "internetmessageid" not in str(exc).lower():
+            raise
+    log.info("Graph refused internetMessageId on the reply draft; keeping Graph's Message-ID")
+    fields.pop("internetMessageId")
+    return await graph.patch_json(path, fields)
 
 
 async def _save_in_progress(graph: GraphClient, checkpoint: SendCheckpoint, draft_id: str) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:  # the project is not necessarily pip-installed
-    sys.path.insert(0, str(ROOT))
-SAMPLES = ROOT.parent / "shared" / "provider-samples"
+# ../shared/provider-samples beside the repository (as laid out for sessions and CI).
+SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "provider-samples"
 
 
 def _load(name: str) -> Any:

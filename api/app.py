@@ -1,0 +1,85 @@
+"""The ASGI application.
+
+``create_app(settings, runtime)``: with a ``runtime`` (tests, ``emailsync dev``) the
+app uses it as is; otherwise the lifespan opens one with ``open_runtime(settings)``
+and closes it on shutdown.
+
+Routes: ``/graphql`` (GET, POST, WebSocket graphql-transport-ws, GraphiQL on GET
+text/html), ``/healthz``, ``/webhooks/graph``, ``/webhooks/gmail``,
+``/oauth/{provider}/callback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.auth import Authenticator
+from api.graphql_http import GraphQLView
+from api.oauth_routes import oauth_callback
+from api.schema import schema
+from api.webhooks import gmail_webhook, graph_webhook
+from sync_engine.runtime import Runtime, open_runtime
+from sync_engine.settings import Settings, get_settings
+
+
+class _LazyGraphQL:
+    """The GraphQL view needs the runtime, which the lifespan opens after routing is
+    built: build the view on first use."""
+
+    def __init__(self, app_state: Any) -> None:
+        self._state = app_state
+        self._view: GraphQLView | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._view is None:
+            rt: Runtime = self._state.runtime
+            self._view = GraphQLView(
+                rt,
+                Authenticator(rt),
+                schema=schema,
+                graphql_ide="graphiql",
+                subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+                connection_init_wait_timeout=timedelta(seconds=10),
+            )
+        await self._view(scope, receive, send)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        async with open_runtime(settings or get_settings()) as rt:
+            app.state.runtime = rt
+            yield
+
+    app = Starlette(lifespan=lifespan)
+    graphql = _LazyGraphQL(app.state)
+    app.router.routes.extend(
+        [
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/webhooks/graph", graph_webhook, methods=["POST"]),
+            Route("/webhooks/gmail", gmail_webhook, methods=["POST"]),
+            Route("/oauth/{provider}/callback", oauth_callback, methods=["GET"]),
+        ]
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    return app

@@ -1,0 +1,102 @@
+"""``emailsync``: dev, serve, worker, migrate, sandbox, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from sync_engine.settings import get_settings
+
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> None:
+    from db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print("database is up to date")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level="info")
+
+
+def cmd_worker(_args: argparse.Namespace) -> None:
+    from arq.worker import run_worker
+
+    from sync_engine.worker import WorkerSettings
+
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+def cmd_sandbox(args: argparse.Namespace) -> None:
+    os.execv(sys.executable, [sys.executable, "-m", "sandbox", "--host", args.host, "--port", str(args.port),
+                              "--state-dir", args.state_dir])
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from api.auth import mint_dev_token
+
+    print(mint_dev_token(_settings(), user_id=args.user_id, sub_account_id=args.sub_account_id, role=args.role))
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from api.devtools.devstack import run_dev_stack
+
+    run_dev_stack(Path(args.state_dir), host=args.host, port=args.port, sandbox_port=args.sandbox_port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="emailsync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="API + worker + sandbox on SQLite with demo data")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--sandbox-port", type=int, default=8443)
+    dev.add_argument("--state-dir", default=".emailsync-dev")
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="the API (GraphQL, webhooks, OAuth callbacks)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="the sync engine's job worker (needs EMAILSYNC_REDIS_URL)").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    sandbox = sub.add_parser("sandbox", help="the Microsoft/Google simulator")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8443)
+    sandbox.add_argument("--state-dir", default=".sandbox")
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    token = sub.add_parser("token", help="mint a development bearer token")
+    token.add_argument("--user-id", required=True)
+    token.add_argument("--sub-account-id", required=True)
+    token.add_argument("--role", default="admin", choices=["admin", "user"])
+    token.set_defaults(func=cmd_token)
+
+    sub.add_parser("genkey", help="print a new encryption key for EMAILSYNC_ENCRYPTION_KEYS").set_defaults(
+        func=lambda _a: print(Fernet.generate_key().decode())
+    )
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Threads by id, in the inbox row shape (with contact and last message)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from db.repositories import threads
+from sync_engine.runtime import Runtime
+
+
+async def load_threads(rt: Runtime, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
+    async with rt.engine.connect() as conn:
+        rows = await threads.threads_by_ids(conn, sub_account_id, ids)
+    by_id = {row.t_id: row for row in rows}
+    return [by_id.get(id_) for id_ in ids]

@@ -1,0 +1,1 @@
+"""Developer tooling: the ``emailsync dev`` stack and its demo data."""

@@ -1,0 +1,52 @@
+"""Run the provider sandbox as a child process and read where it listens."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class SandboxProcess:
+    process: subprocess.Popen[str]
+    base_url: str
+    ca_file: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_sandbox(state_dir: Path, port: int = 0, host: str = "127.0.0.1") -> SandboxProcess:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port), "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=5)
+        raise RuntimeError(f"the sandbox did not start (exit code {proc.returncode})")
+    info = json.loads(line)
+    return SandboxProcess(proc, info["base_url"], info["ca_file"])
+
+
+def sandbox_settings_env(base_url: str, ca_file: str) -> dict[str, str]:
+    """The ``EMAILSYNC_*`` variables that point every provider endpoint at the sandbox."""
+    return {
+        "EMAILSYNC_CA_BUNDLE": ca_file,
+        "EMAILSYNC_MICROSOFT_AUTHORITY": f"{base_url}/common",
+        "EMAILSYNC_GRAPH_BASE_URL": f"{base_url}/v1.0",
+        "EMAILSYNC_GOOGLE_AUTH_URI": f"{base_url}/o/oauth2/v2/auth",
+        "EMAILSYNC_GOOGLE_TOKEN_URI": f"{base_url}/token",
+        "EMAILSYNC_GOOGLE_REVOKE_URI": f"{base_url}/revoke",
+        "EMAILSYNC_GOOGLE_CERTS_URL": f"{base_url}/oauth2/v1/certs",
+        "EMAILSYNC_GMAIL_BASE_URL": base_url,
+    }

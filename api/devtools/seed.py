@@ -1,0 +1,62 @@
+"""Demo data for ``emailsync dev``: a sub-account, its users and contacts, sandbox mailboxes.
+
+Idempotent: running it again finds what is there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select
+
+from db.engine import create_engine, create_sessionmaker
+from db.models import Contact, SubAccount, User
+
+DEMO_AGENCY = "demo-agency"
+DEMO_SUB_ACCOUNT = "Demo Realty"
+DEMO_USERS = [
+    ("olivia@demo-realty.example", "Olivia Owner", "admin", "outlook"),
+    ("sam@demo-realty.example", "Sam Seller", "user", "gmail"),
+]
+DEMO_CONTACTS = [("ann@client.example", "Ann Buyer"), ("bob@client.example", "Bob Renter")]
+
+
+@dataclass
+class DemoIds:
+    sub_account_id: str
+    users: dict[str, str]  # email -> user id
+    bcc_sync_address: str
+
+
+async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str) -> DemoIds:
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions.begin() as session:
+            account = await session.scalar(select(SubAccount).where(SubAccount.name == DEMO_SUB_ACCOUNT))
+            if account is None:
+                account = SubAccount(agency_id=DEMO_AGENCY, name=DEMO_SUB_ACCOUNT, labs_two_way_sync=True,
+                                     bcc_sync_address="sync-demo-realty@bcc.emailsync.example")
+                session.add(account)
+                await session.flush()
+            users: dict[str, str] = {}
+            for email, name, role, _provider in DEMO_USERS:
+                user = await session.scalar(select(User).where(User.sub_account_id == account.id, User.email_normalized == email))
+                if user is None:
+                    user = User(sub_account_id=account.id, email=email, email_normalized=email, name=name, role=role)
+                    session.add(user)
+                    await session.flush()
+                users[email] = str(user.id)
+            for email, name in DEMO_CONTACTS:
+                found = await session.scalar(select(Contact).where(Contact.sub_account_id == account.id, Contact.email_normalized == email))
+                if found is None:
+                    session.add(Contact(sub_account_id=account.id, email=email, email_normalized=email, name=name))
+            ids = DemoIds(str(account.id), users, account.bcc_sync_address)
+    finally:
+        await engine.dispose()
+    async with httpx.AsyncClient(base_url=sandbox_base_url, verify=ca_file) as client:
+        for email, name, _role, provider in DEMO_USERS:
+            response = await client.post("/_sandbox/mailboxes", json={"provider": provider, "address": email, "name": name})
+            response.raise_for_status()
+    return ids

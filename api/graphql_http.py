@@ -1,0 +1,180 @@
+"""The GraphQL endpoint: Strawberry's ASGI view, completed to the GraphQL-over-HTTP spec.
+
+What Strawberry does not do, and this adds:
+- content negotiation: ``Accept: application/graphql-response+json`` gets that media
+  type; ``application/json``, ``*/*`` or no Accept get ``application/json``; anything
+  else is 406;
+- with ``application/graphql-response+json``, a request error (parse, validation,
+  variable coercion: no ``data``) is a 400 and the body has no ``data`` entry; with
+  ``application/json`` every well-formed request is a 200, as the spec asks;
+- a mutation over GET is 405 (with ``Allow: POST``), an unsupported body type is 415,
+  and transport errors carry a GraphQL-shaped JSON body;
+- bad credentials are a 401 with ``WWW-Authenticate``, before anything executes.
+WebSockets (graphql-transport-ws) authenticate in ``connection_init`` (payload
+``{"authorization": "Bearer ..."}``) or, failing that, from the handshake headers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.unset import UNSET, UnsetType
+
+from api.auth import AuthenticationFailed, Authenticator
+from api.context import Context, build_context
+from sync_engine.runtime import Runtime
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+
+
+def negotiate_media_type(accept: str | None) -> str | None:
+    """The response media type for an Accept header, or None (406)."""
+    if not accept:
+        return APPLICATION_JSON
+    best_rank: tuple[float, int, int] | None = None
+    chosen = None
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE_JSON:
+            candidate = GRAPHQL_RESPONSE_JSON
+        elif media in (APPLICATION_JSON, "application/*", "*/*"):
+            candidate = APPLICATION_JSON
+        else:
+            continue
+        # Higher q wins; on a tie the spec's own media type, then the client's order.
+        rank = (q, 1 if candidate == GRAPHQL_RESPONSE_JSON else 0, -position)
+        if best_rank is None or rank > best_rank:
+            best_rank, chosen = rank, candidate
+    return chosen
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """No execution happened: parse/validation errors, or variables that did not coerce
+    (graphql-core reports those without a path and with no data)."""
+    if isinstance(result, PreExecutionError):
+        return True
+    return result.data is None and bool(result.errors) and all(e.path is None for e in result.errors or ())
+
+
+def _error_body(message: str, code: str | None = None) -> bytes:
+    error: dict[str, Any] = {"message": message}
+    if code:
+        error["extensions"] = {"code": code}
+    return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, runtime: Runtime, authenticator: Authenticator, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime = runtime
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        media_type = negotiate_media_type(request.headers.get("accept"))
+        wants_html = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if media_type is None and not wants_html:
+            response: Response = self._error_response(406, "no acceptable media type", APPLICATION_JSON)
+            await response(scope, receive, send)
+            return
+        request.state.media_type = media_type or APPLICATION_JSON
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = self._transport_error(request, exc)
+        except AuthenticationFailed as exc:
+            response = self._error_response(401, exc.reason, request.state.media_type, code="UNAUTHENTICATED")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="emailsync", ApiKey realm="emailsync"'
+        await response(scope, receive, send)
+
+    def _transport_error(self, request: Request, exc: HTTPException) -> Response:
+        status, reason = exc.status_code, exc.reason
+        headers = {}
+        if status == 400 and "Unsupported content type" in reason:
+            status = 415
+        elif status == 400 and request.method == "GET" and "mutation" in reason.lower():
+            status, headers = 405, {"Allow": "POST"}
+        elif status == 405:
+            headers = {"Allow": "GET, POST"}
+        response = self._error_response(status, reason, request.state.media_type)
+        response.headers.update(headers)
+        return response
+
+    @staticmethod
+    def _error_response(status: int, message: str, media_type: str, code: str | None = None) -> Response:
+        return Response(_error_body(message, code), status_code=status, media_type=media_type)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        return await build_context(self.runtime, self.authenticator, request, response)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        # Carried to create_response, which is not given the request.
+        sub_response.negotiated_media_type = request.state.media_type  # type: ignore[attr-defined]
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed: GraphQLHTTPResponse = {}
+        # A request error has no "data" entry at all (GraphQL-over-HTTP); create_response
+        # turns that into a 400 for application/graphql-response+json.
+        if not _is_request_error(result):
+            processed["data"] = result.data
+        if result.errors:
+            processed["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            processed["extensions"] = result.extensions
+        return processed
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = getattr(sub_response, "negotiated_media_type", APPLICATION_JSON)
+        response.headers["content-type"] = media_type
+        if isinstance(response_data, dict) and "data" not in response_data and media_type == GRAPHQL_RESPONSE_JSON:
+            response.status_code = 400
+        return response
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        authorization = params.get("authorization") or params.get("Authorization")
+        try:
+            if isinstance(authorization, str) and authorization:
+                context.viewer = await self.authenticator.from_authorization(authorization)
+            else:
+                context.viewer = await self.authenticator.from_headers(context.request.headers)
+        except AuthenticationFailed as exc:
+            raise ConnectionRejectionError() from exc
+        if context.viewer is None:
+            raise ConnectionRejectionError()
+        return UNSET
+
+
+__all__ = ["GraphQLError", "GraphQLView", "negotiate_media_type"]

@@ -1,0 +1,77 @@
+"""The root ``Mutation`` type: one module per mutation (input, payload, resolver)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.mutations.create_api_key import create_api_key
+from api.mutations.create_contact import create_contact
+from api.mutations.create_sub_account import create_sub_account
+from api.mutations.create_user import create_user
+from api.mutations.delete_contact import delete_contact
+from api.mutations.disconnect_email_connection import disconnect_email_connection
+from api.mutations.mark_thread_read import mark_thread_read
+from api.mutations.request_sync import request_sync
+from api.mutations.send_email import send_email
+from api.mutations.set_labs_feature import set_labs_feature
+from api.mutations.start_email_connection import start_email_connection
+from api.mutations.update_contact import update_contact
+from api.permissions import IsAdmin, IsAgencyKey, IsMember, IsUser
+
+
+@strawberry.type(description="Write entry points. Expected failures come back as `userErrors` in the payload.")
+class Mutation:
+    start_email_connection = strawberry.mutation(
+        resolver=start_email_connection,
+        description="Start connecting the caller's mailbox (or replacing it): returns the provider sign-in URL.",
+        permission_classes=[IsUser],
+    )
+    disconnect_email_connection = strawberry.mutation(
+        resolver=disconnect_email_connection,
+        description="Disconnect the caller's mailbox: sync stops both ways, tokens are erased.",
+        permission_classes=[IsUser],
+    )
+    request_sync = strawberry.mutation(
+        resolver=request_sync,
+        description="Ask for a sync pass of the caller's mailbox now.",
+        permission_classes=[IsUser],
+    )
+    send_email = strawberry.mutation(
+        resolver=send_email,
+        description="Send an email to contacts through the caller's mailbox (a reply when `threadId` is set).",
+        permission_classes=[IsUser],
+    )
+    mark_thread_read = strawberry.mutation(
+        resolver=mark_thread_read,
+        description="Mark a thread read or unread; the mailbox follows.",
+        permission_classes=[IsMember],
+    )
+    set_labs_feature = strawberry.mutation(
+        resolver=set_labs_feature,
+        description="Turn the sub-account's labs flags on or off (admins).",
+        permission_classes=[IsAdmin],
+    )
+    create_contact = strawberry.mutation(
+        resolver=create_contact, description="Create a contact.", permission_classes=[IsMember]
+    )
+    update_contact = strawberry.mutation(
+        resolver=update_contact, description="Change a contact.", permission_classes=[IsMember]
+    )
+    delete_contact = strawberry.mutation(
+        resolver=delete_contact, description="Delete a contact (its threads stay).", permission_classes=[IsMember]
+    )
+    create_sub_account = strawberry.mutation(
+        resolver=create_sub_account,
+        description="Create a sub-account in the caller's agency (agency API keys).",
+        permission_classes=[IsAgencyKey],
+    )
+    create_user = strawberry.mutation(
+        resolver=create_user,
+        description="Create a user in a sub-account of the caller's agency (agency API keys).",
+        permission_classes=[IsAgencyKey],
+    )
+    create_api_key = strawberry.mutation(
+        resolver=create_api_key,
+        description="Create a partner API key (agency keys, or admins for their own sub-account). "
+        "The secret is returned once.",
+    )

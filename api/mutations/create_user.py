@@ -1,0 +1,51 @@
+"""createUser: add a staff member to a sub-account of the caller's agency (agency API keys)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from api.context import Info
+from api.ids import parse_global_id
+from api.types.account import Role, User, user_from_row
+from api.types.user_errors import AccountError, user_error, user_errors
+from sync_engine.services import accounts
+from sync_engine.services.errors import ServiceError
+
+
+@strawberry.input(description="A new user.")
+class CreateUserInput:
+    sub_account_id: strawberry.ID = strawberry.field(description="Global id of the sub-account.")
+    email: str = strawberry.field(description="The user's email address (unique in the sub-account).")
+    name: str | None = strawberry.field(default=None, description="Display name.")
+    role: Role = strawberry.field(default=Role.USER, description="Role in the sub-account.")
+
+
+@strawberry.type(description="Result of createUser.")
+class CreateUserPayload:
+    user: User | None = strawberry.field(description="The new user (null on failure).")
+    user_errors: list[AccountError] = strawberry.field(description="Why it failed, if it did.")
+
+
+async def create_user(
+    info: Info, input: Annotated[CreateUserInput, strawberry.argument(description="The user.")]
+) -> CreateUserPayload:
+    viewer = info.context.require_viewer()
+    sub_account_id = parse_global_id(input.sub_account_id, "SubAccount")
+    if sub_account_id is None:
+        return CreateUserPayload(
+            user=None, user_errors=[user_error(AccountError, "NOT_FOUND", "sub-account not found", "subAccountId")]
+        )
+    try:
+        user = await accounts.create_user(
+            info.context.runtime,
+            sub_account_id=sub_account_id,
+            email=input.email,
+            name=input.name,
+            role=input.role.value,
+            agency_id=viewer.agency_id or "",
+        )
+    except ServiceError as exc:
+        return CreateUserPayload(user=None, user_errors=user_errors(AccountError, exc))
+    return CreateUserPayload(user=user_from_row(user), user_errors=[])

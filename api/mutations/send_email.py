@@ -1,0 +1,119 @@
+"""sendEmail: a new thread or a reply, sent through the caller's mailbox.
+
+The send is queued (outbox) with its thread and message in one transaction by
+``sync_engine.services.send``; that service owns the rules (recipients must be
+contacts, attachment types by content, sizes, header safety). Here attachments are
+only decoded and size-checked as input validation, before any work is done.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+import strawberry
+
+from api.context import Info
+from api.ids import parse_global_id
+from api.types.message import Message, message_from_row
+from api.types.thread import Thread, thread_from_row
+from api.types.user_errors import SendEmailError, user_error, user_errors
+from sync_engine.domain import OutgoingAttachment
+from sync_engine.services.errors import ServiceError
+
+# DESIGN.md section 1 rule 6; the service checks again, together with the type by content.
+MAX_ATTACHMENT_BYTES = 3 * 1024 * 1024
+MAX_ATTACHMENTS = 20
+_MAX_BASE64_CHARS = (MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 4
+
+
+@strawberry.input(description="A file to attach.")
+class AttachmentInput:
+    filename: str = strawberry.field(description="File name.")
+    content_type: str = strawberry.field(description="MIME type (the content decides what is accepted).")
+    content_base64: str = strawberry.field(description="The content, base64-encoded; at most 3 MB decoded.")
+
+
+@strawberry.input(description="An email to send; with `threadId` it is a reply in that thread.")
+class SendEmailInput:
+    to: list[str] = strawberry.field(description="Recipients: email addresses of contacts.")
+    cc: list[str] = strawberry.field(default_factory=list, description="Carbon-copy recipients.")
+    bcc: list[str] = strawberry.field(default_factory=list, description="Blind carbon-copy recipients.")
+    subject: str = strawberry.field(description="Subject line.")
+    html: str | None = strawberry.field(default=None, description="HTML body.")
+    text: str | None = strawberry.field(default=None, description="Plain-text body.")
+    thread_id: strawberry.ID | None = strawberry.field(default=None, description="Reply in this thread.")
+    attachments: list[AttachmentInput] = strawberry.field(
+        default_factory=list, description="Attachments (JPG, PNG, MP4, MPEG, ZIP, RAR, PDF, DOC(X), TXT; 3 MB each)."
+    )
+
+
+@strawberry.type(description="Result of sendEmail.")
+class SendEmailPayload:
+    message: Message | None = strawberry.field(description="The queued message.")
+    thread: Thread | None = strawberry.field(description="The thread it belongs to (new or replied to).")
+    user_errors: list[SendEmailError] = strawberry.field(description="Why it failed, if it did.")
+
+
+def _failed(code: str, message: str, field: str | None) -> SendEmailPayload:
+    return SendEmailPayload(message=None, thread=None, user_errors=[user_error(SendEmailError, code, message, field)])
+
+
+def _decode_attachments(items: list[AttachmentInput]) -> list[OutgoingAttachment] | SendEmailPayload:
+    if len(items) > MAX_ATTACHMENTS:
+        return _failed("INVALID", f"at most {MAX_ATTACHMENTS} attachments", "attachments")
+    decoded = []
+    for index, item in enumerate(items):
+        field = f"attachments.{index}.contentBase64"
+        if len(item.content_base64) > _MAX_BASE64_CHARS:
+            return _failed("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
+        try:
+            content = base64.b64decode(item.content_base64, validate=True)
+        except (binascii.Error, ValueError):
+            return _failed("INVALID_ATTACHMENT", f"{item.filename} is not valid base64", field)
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            return _failed("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
+        decoded.append(OutgoingAttachment(filename=item.filename, content_type=item.content_type, content=content))
+    return decoded
+
+
+async def send_email(
+    info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
+) -> SendEmailPayload:
+    from sync_engine.services.send import SendRequest
+    from sync_engine.services.send import send_email as send_service
+
+    viewer = info.context.require_user()
+    thread_id = None
+    if input.thread_id is not None:
+        thread_id = parse_global_id(input.thread_id, "Thread")
+        if thread_id is None:
+            return _failed("NOT_FOUND", "thread not found", "threadId")
+    attachments = _decode_attachments(input.attachments)
+    if isinstance(attachments, SendEmailPayload):
+        return attachments
+    request = SendRequest(
+        subject=input.subject,
+        html=input.html,
+        text=input.text,
+        to=list(input.to),
+        cc=list(input.cc),
+        bcc=list(input.bcc),
+        thread_id=thread_id,
+        attachments=attachments,
+    )
+    try:
+        sent = await send_service(
+            info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id, request=request
+        )
+    except ServiceError as exc:
+        return SendEmailPayload(message=None, thread=None, user_errors=user_errors(SendEmailError, exc))
+    loaders = info.context.loaders
+    message_row = await loaders.message.load(sent.id)
+    thread_row = await loaders.thread.load(sent.thread_id)
+    return SendEmailPayload(
+        message=message_from_row(message_row) if message_row is not None else None,
+        thread=thread_from_row(thread_row) if thread_row is not None else None,
+        user_errors=[],
+    )

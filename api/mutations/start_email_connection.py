@@ -1,0 +1,68 @@
+"""startEmailConnection: begin the OAuth sign-in of the caller's mailbox.
+
+Completing it while a mailbox is connected replaces that mailbox ("update email").
+The browser is sent to ``authorizationUrl``; the provider calls back
+``/oauth/{provider}/callback``, which then redirects to ``redirectUri``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import strawberry
+
+from api.context import Info
+from api.types.email_connection import EmailProvider
+from api.types.user_errors import EmailConnectionError, user_error, user_errors
+from sync_engine.domain import Provider
+from sync_engine.services.errors import ServiceError
+
+
+@strawberry.input(description="Which mailbox to connect, and where to come back to.")
+class StartEmailConnectionInput:
+    provider: EmailProvider = strawberry.field(description="The mailbox provider.")
+    redirect_uri: str | None = strawberry.field(
+        default=None, description="Absolute http(s) URL of the app page to return to after the sign-in."
+    )
+
+
+@strawberry.type(description="Result of startEmailConnection.")
+class StartEmailConnectionPayload:
+    authorization_url: str | None = strawberry.field(description="Send the user's browser here to sign in.")
+    user_errors: list[EmailConnectionError] = strawberry.field(description="Why it failed, if it did.")
+
+
+def _valid_redirect(value: str) -> bool:
+    if len(value) > 2000 or any(ch in value for ch in "\r\n\t "):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+async def start_email_connection(
+    info: Info, input: Annotated[StartEmailConnectionInput, strawberry.argument(description="The provider.")]
+) -> StartEmailConnectionPayload:
+    from sync_engine.services.connections import start_connection
+
+    viewer = info.context.require_user()
+    if input.redirect_uri is not None and not _valid_redirect(input.redirect_uri):
+        return StartEmailConnectionPayload(
+            authorization_url=None,
+            user_errors=[
+                user_error(
+                    EmailConnectionError, "INVALID_REDIRECT_URI", "redirectUri must be an absolute http(s) URL", "redirectUri"
+                )
+            ],
+        )
+    try:
+        url = await start_connection(
+            info.context.runtime,
+            sub_account_id=viewer.sub_account_id,
+            user_id=viewer.user_id,
+            provider=Provider(input.provider.value),
+            return_to=input.redirect_uri,
+        )
+    except ServiceError as exc:
+        return StartEmailConnectionPayload(authorization_url=None, user_errors=user_errors(EmailConnectionError, exc))
+    return StartEmailConnectionPayload(authorization_url=url, user_errors=[])

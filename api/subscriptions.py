@@ -1,0 +1,112 @@
+"""The root ``Subscription`` type (graphql-transport-ws).
+
+Each subscription listens on an event-bus channel of the caller's sub-account and
+yields a ``SyncEvent`` whose objects are loaded on demand, scoped like any query.
+Checks happen before the stream starts, so a refused subscription answers with an
+``error`` message and never receives anything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
+
+import strawberry
+
+from api.context import Info
+from api.errors import NotFoundError
+from api.ids import parse_global_id
+from api.permissions import IsMember
+from api.types.event import SyncEvent, SyncEventType
+from db.repositories import threads
+from sync_engine.events import DomainEvent, EventType, connection_channel, subaccount_channel, thread_channel
+
+log = logging.getLogger(__name__)
+
+_MAIL_EVENTS = {EventType.MESSAGE_ADDED, EventType.MESSAGE_UPDATED, EventType.THREAD_CREATED}
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def to_sync_event(event: DomainEvent) -> SyncEvent | None:
+    try:
+        event_type = SyncEventType(event.type)
+        occurred_at = datetime.fromisoformat(event.occurred_at)
+    except ValueError:
+        log.warning("ignoring event of unknown shape: %s", event.type)
+        return None
+    if occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    return SyncEvent(
+        type=event_type,
+        occurred_at=occurred_at,
+        thread_db_id=_uuid(event.thread_id),
+        message_db_id=_uuid(event.message_id),
+        connection_db_id=_uuid(event.connection_id),
+    )
+
+
+async def _stream(
+    info: Info, channel: str, sub_account_id: uuid.UUID, accept: Callable[[DomainEvent], bool]
+) -> AsyncGenerator[SyncEvent, None]:
+    async with info.context.runtime.events.subscribe(channel) as events:
+        async for event in events:
+            # Channels are per sub-account already; this is the belt to those braces.
+            if event.sub_account_id != str(sub_account_id) or not accept(event):
+                continue
+            sync_event = to_sync_event(event)
+            if sync_event is not None:
+                yield sync_event
+
+
+@strawberry.type(description="Live updates over graphql-transport-ws.")
+class Subscription:
+    @strawberry.subscription(
+        description="Changes to one thread of the caller's sub-account (an error if it is not one).",
+        permission_classes=[IsMember],
+    )
+    async def thread_events(
+        self, info: Info, thread_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the thread.")]
+    ) -> AsyncGenerator[SyncEvent, None]:
+        viewer = info.context.require_member()
+        tid = parse_global_id(thread_id, "Thread")
+        found = []
+        if tid is not None:
+            async with info.context.runtime.engine.connect() as conn:
+                found = await threads.threads_by_ids(conn, viewer.sub_account_id, [tid])
+        if not found:
+            raise NotFoundError("thread not found")
+        return _stream(info, thread_channel(tid), viewer.sub_account_id, lambda e: e.thread_id == str(tid))
+
+    @strawberry.subscription(
+        description="New and changed threads and messages of the caller's sub-account.",
+        permission_classes=[IsMember],
+    )
+    async def inbox_events(self, info: Info) -> AsyncGenerator[SyncEvent, None]:
+        viewer = info.context.require_member()
+        return _stream(
+            info, subaccount_channel(viewer.sub_account_id), viewer.sub_account_id, lambda e: e.type in _MAIL_EVENTS
+        )
+
+    @strawberry.subscription(
+        description="State changes of the caller's mailbox connection (for API keys: every connection of the "
+        "sub-account).",
+        permission_classes=[IsMember],
+    )
+    async def email_connection_events(self, info: Info) -> AsyncGenerator[SyncEvent, None]:
+        viewer = info.context.require_member()
+        is_connection_event: Callable[[DomainEvent], bool] = lambda e: e.type == EventType.CONNECTION_CHANGED  # noqa: E731
+        if viewer.user_id is not None:
+            return _stream(info, connection_channel(viewer.user_id), viewer.sub_account_id, is_connection_event)
+        return _stream(info, subaccount_channel(viewer.sub_account_id), viewer.sub_account_id, is_connection_event)

@@ -1,0 +1,42 @@
+"""Contacts: the sub-account's customers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from api.ids import to_global_id
+from api.types.node import Node
+
+
+@strawberry.enum(description="How a contact came to exist.")
+class ContactSource(enum.Enum):
+    CRM = strawberry.enum_value("crm", description="Created in the CRM or through the API.")
+    BCC = strawberry.enum_value("bcc", description="Created by the auto-BCC sync address.")
+
+
+@strawberry.type(description="A customer of the sub-account, identified by a unique email address.")
+class Contact(Node):
+    email: str = strawberry.field(description="Email address (unique in the sub-account, case-insensitively).")
+    name: str | None = strawberry.field(description="Display name, if known.")
+    source: ContactSource = strawberry.field(description="How the contact was created.")
+    created_at: datetime = strawberry.field(description="When the contact was created.")
+    db_id: strawberry.Private[Any]
+
+
+def contact_from_row(row: Any) -> Contact:
+    return Contact(
+        id=strawberry.ID(to_global_id("Contact", row.id)),
+        email=row.email,
+        name=row.name,
+        source=_source(row.source),
+        created_at=row.created_at,
+        db_id=row.id,
+    )
+
+
+def _source(value: str) -> ContactSource:
+    return ContactSource.BCC if value == "bcc" else ContactSource.CRM

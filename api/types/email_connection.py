@@ -1,0 +1,90 @@
+"""A user's connected mailbox, as its owner and the sub-account's admins see it.
+
+Built from ``db.repositories.connection_reads`` rows, which never select token
+ciphertext, sync cursors or webhook secrets: there is nothing secret to leak here.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from api.context import Info
+from api.ids import to_global_id
+from api.types.node import Node
+
+if TYPE_CHECKING:
+    from api.types.account import User
+
+
+@strawberry.enum(description="A mailbox provider.")
+class EmailProvider(enum.Enum):
+    OUTLOOK = strawberry.enum_value("outlook", description="Microsoft 365 / Outlook.com, over Microsoft Graph.")
+    GMAIL = strawberry.enum_value("gmail", description="Google Gmail, over the Gmail API.")
+
+
+@strawberry.enum(description="State of a mailbox connection.")
+class EmailConnectionStatus(enum.Enum):
+    CONNECTING = strawberry.enum_value("connecting", description="Signed in; the first sync has not finished.")
+    ACTIVE = strawberry.enum_value("active", description="Connected and up to date.")
+    SYNCING = strawberry.enum_value("syncing", description="A sync pass is running.")
+    REAUTH_REQUIRED = strawberry.enum_value(
+        "reauth_required", description="The provider revoked access: the user must connect again."
+    )
+    ERROR = strawberry.enum_value("error", description="Sync is failing; see `statusDetail`.")
+    DISCONNECTED = strawberry.enum_value("disconnected", description="Disconnected; nothing syncs any more.")
+
+
+@strawberry.type(description="A mailbox connected by a user for two-way sync.")
+class EmailConnection(Node):
+    provider: EmailProvider = strawberry.field(description="The mailbox provider.")
+    address: str = strawberry.field(description="The mailbox address.")
+    display_name: str | None = strawberry.field(description="The mailbox owner's display name at the provider.")
+    status: EmailConnectionStatus = strawberry.field(description="Connection state.")
+    status_detail: str | None = strawberry.field(description="Human-readable detail of the state (errors).")
+    is_current: bool = strawberry.field(
+        description="False for a mailbox replaced by a newer connection of the same user (kept for history)."
+    )
+    last_sync_at: datetime | None = strawberry.field(description="When the last sync pass finished.")
+    messages_synced: int = strawberry.field(description="Messages imported from this mailbox so far.")
+    confidential_skipped_count: int = strawberry.field(
+        description="Messages not synced because they were exchanged with a user of the sub-account (only counted)."
+    )
+    connected_at: datetime | None = strawberry.field(description="When the user completed the sign-in.")
+    disconnected_at: datetime | None = strawberry.field(description="When the mailbox was disconnected, if it was.")
+    db_id: strawberry.Private[uuid.UUID]
+    user_db_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Messages skipped with a recorded reason (see `syncSkips`).")
+    async def skipped_count(self, info: Info) -> int:
+        return await info.context.loaders.skip_count.load(self.db_id)
+
+    @strawberry.field(description="The user who owns the mailbox.")
+    async def user(self, info: Info) -> Annotated[User, strawberry.lazy("api.types.account")] | None:
+        from api.types.account import user_from_row
+
+        row = await info.context.loaders.user.load(self.user_db_id)
+        return user_from_row(row) if row is not None else None
+
+
+def email_connection_from_row(row: Any) -> EmailConnection:
+    return EmailConnection(
+        id=strawberry.ID(to_global_id("EmailConnection", row.id)),
+        provider=EmailProvider(row.provider),
+        address=row.address,
+        display_name=row.display_name,
+        status=EmailConnectionStatus(row.status),
+        status_detail=row.status_detail,
+        is_current=row.is_current,
+        last_sync_at=row.last_sync_at,
+        messages_synced=row.messages_synced,
+        confidential_skipped_count=row.confidential_skipped,
+        connected_at=row.connected_at,
+        disconnected_at=row.disconnected_at,
+        db_id=row.id,
+        user_db_id=row.user_id,
+    )

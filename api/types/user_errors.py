@@ -1,0 +1,144 @@
+"""Expected failures of mutations, returned in payloads as ``userErrors``.
+
+Saleor-style: one error-code enum per domain. Services raise ``ServiceError(code,
+message, field)`` with string codes; ``user_errors`` maps them onto the payload's
+enum (an unknown code becomes ``INVALID``, keeping the service's message, and is
+logged so the enum can be extended).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any, TypeVar
+
+import strawberry
+
+from sync_engine.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def _v(name: str, description: str) -> Any:
+    return strawberry.enum_value(name, description=description)
+
+
+_NOT_FOUND = "The object does not exist, or belongs to another sub-account."
+_FORBIDDEN = "The caller may not do this."
+_INVALID = "The input is not valid (see the message)."
+
+
+@strawberry.enum(description="Why a contact mutation failed.")
+class ContactErrorCode(enum.Enum):
+    NOT_FOUND = _v("NOT_FOUND", _NOT_FOUND)
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+    INVALID_EMAIL = _v("INVALID_EMAIL", "Not a valid email address (line breaks are refused).")
+    INVALID_NAME = _v("INVALID_NAME", "Not a valid name (line breaks are refused).")
+    DUPLICATE_EMAIL = _v("DUPLICATE_EMAIL", "Another contact of the sub-account has this email (case-insensitively).")
+
+
+@strawberry.enum(description="Why an account administration mutation failed.")
+class AccountErrorCode(enum.Enum):
+    NOT_FOUND = _v("NOT_FOUND", _NOT_FOUND)
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+    INVALID_EMAIL = _v("INVALID_EMAIL", "Not a valid email address.")
+    INVALID_NAME = _v("INVALID_NAME", "The name is missing or not valid.")
+    INVALID_ROLE = _v("INVALID_ROLE", "The role is not one of the known roles.")
+    DUPLICATE_EMAIL = _v("DUPLICATE_EMAIL", "Another user of the sub-account has this email.")
+
+
+@strawberry.enum(description="Why a mailbox connection mutation failed.")
+class EmailConnectionErrorCode(enum.Enum):
+    NOT_FOUND = _v("NOT_FOUND", _NOT_FOUND)
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+    NOT_CONNECTED = _v("NOT_CONNECTED", "The user has no connected mailbox.")
+    REAUTH_REQUIRED = _v("REAUTH_REQUIRED", "The provider revoked access: connect the mailbox again.")
+    INVALID_REDIRECT_URI = _v("INVALID_REDIRECT_URI", "The redirect URI is not an absolute http(s) URL.")
+    PROVIDER_UNAVAILABLE = _v("PROVIDER_UNAVAILABLE", "The provider is not configured on this service.")
+    PROVIDER_ERROR = _v("PROVIDER_ERROR", "The provider refused or failed the request.")
+
+
+@strawberry.enum(description="Why a send failed before anything was queued.")
+class SendEmailErrorCode(enum.Enum):
+    NOT_FOUND = _v("NOT_FOUND", _NOT_FOUND)
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+    INVALID_EMAIL = _v("INVALID_EMAIL", "A recipient address is not valid.")
+    NO_RECIPIENT = _v("NO_RECIPIENT", "No recipient was given.")
+    NOT_A_CONTACT = _v("NOT_A_CONTACT", "A recipient is not a contact of the sub-account.")
+    NO_SENDER = _v("NO_SENDER", "No connected mailbox (or sub-account provider) can send this email.")
+    EMPTY_BODY = _v("EMPTY_BODY", "Neither a text nor an HTML body was given.")
+    INVALID_HEADER = _v("INVALID_HEADER", "A header value (e.g. the subject) contains a line break.")
+    INVALID_ATTACHMENT = _v("INVALID_ATTACHMENT", "An attachment could not be decoded or is badly named.")
+    ATTACHMENT_TOO_LARGE = _v("ATTACHMENT_TOO_LARGE", "An attachment is larger than 3 MB.")
+    ATTACHMENT_TYPE_NOT_ALLOWED = _v("ATTACHMENT_TYPE_NOT_ALLOWED", "An attachment's type is not allowed.")
+    ATTACHMENT_CONTENT_MISMATCH = _v(
+        "ATTACHMENT_CONTENT_MISMATCH", "An attachment's content does not match its name (checked by content)."
+    )
+
+
+@strawberry.enum(description="Why a thread mutation failed.")
+class ThreadErrorCode(enum.Enum):
+    NOT_FOUND = _v("NOT_FOUND", _NOT_FOUND)
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+
+
+@strawberry.interface(description="An expected failure of a mutation, tied to an input field when it can be.")
+class UserError:
+    field: str | None = strawberry.field(description="The input field at fault (camelCase), if any.")
+    message: str = strawberry.field(description="What went wrong, for humans.")
+
+
+@strawberry.type(description="A contact mutation failure.")
+class ContactError(UserError):
+    code: ContactErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+@strawberry.type(description="An account administration mutation failure.")
+class AccountError(UserError):
+    code: AccountErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+@strawberry.type(description="A mailbox connection mutation failure.")
+class EmailConnectionError(UserError):
+    code: EmailConnectionErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+@strawberry.type(description="A send failure.")
+class SendEmailError(UserError):
+    code: SendEmailErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+@strawberry.type(description="A thread mutation failure.")
+class ThreadError(UserError):
+    code: ThreadErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+ErrorT = TypeVar("ErrorT")
+
+
+def user_error(error_type: type[ErrorT], code: str, message: str, field: str | None = None) -> ErrorT:
+    code_enum = _CODE_ENUMS[error_type]
+    try:
+        member = code_enum[code]
+    except KeyError:
+        log.warning("service error code %s has no %s member; answering INVALID", code, code_enum.__name__)
+        member = code_enum["INVALID"]
+    return error_type(field=field, message=message, code=member)  # type: ignore[call-arg]
+
+
+def user_errors(error_type: type[ErrorT], exc: ServiceError) -> list[ErrorT]:
+    return [user_error(error_type, exc.code, exc.message, exc.field)]
+
+
+_CODE_ENUMS: dict[type, type[enum.Enum]] = {
+    ContactError: ContactErrorCode,
+    AccountError: AccountErrorCode,
+    EmailConnectionError: EmailConnectionErrorCode,
+    SendEmailError: SendEmailErrorCode,
+    ThreadError: ThreadErrorCode,
+}

@@ -16,6 +16,7 @@ from api.context import Info
 from api.types.email_connection import EmailProvider
 from api.types.user_errors import EmailConnectionError, user_error, user_errors
 from sync_engine.domain import Provider
+from sync_engine.rules.addresses import is_valid_email
 from sync_engine.services.errors import ServiceError
 
 
@@ -24,6 +25,9 @@ class StartEmailConnectionInput:
     provider: EmailProvider = strawberry.field(description="The mailbox provider.")
     redirect_uri: str | None = strawberry.field(
         default=None, description="Absolute http(s) URL of the app page to return to after the sign-in."
+    )
+    login_hint: str | None = strawberry.field(
+        default=None, description="The mailbox address to sign in with, pre-filled at the provider."
     )
 
 
@@ -46,6 +50,11 @@ async def start_email_connection(
     from sync_engine.services.connections import start_connection
 
     viewer = info.context.require_user()
+    if input.login_hint is not None and not is_valid_email(input.login_hint):
+        return StartEmailConnectionPayload(
+            authorization_url=None,
+            user_errors=[user_error(EmailConnectionError, "INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")],
+        )
     if input.redirect_uri is not None and not _valid_redirect(input.redirect_uri):
         return StartEmailConnectionPayload(
             authorization_url=None,
@@ -62,6 +71,7 @@ async def start_email_connection(
             user_id=viewer.user_id,
             provider=Provider(input.provider.value),
             return_to=input.redirect_uri,
+            login_hint=input.login_hint,
         )
     except ServiceError as exc:
         return StartEmailConnectionPayload(authorization_url=None, user_errors=user_errors(EmailConnectionError, exc))

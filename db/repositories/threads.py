@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
@@ -63,8 +64,12 @@ THREAD_COLUMNS = (
 CONTACT_COLUMNS = ("id", "email", "name", "source", "created_at")
 
 
+@lru_cache(maxsize=1)
 def _thread_page_select() -> Any:
-    """Threads + contact + last message, one row per thread, columns prefixed t_/c_/m_."""
+    """Threads + contact + last message, one row per thread, columns prefixed t_/c_/m_.
+
+    Built once: constructing aliases and joins costs more than running the query
+    from SQLAlchemy's compiled cache."""
     t = threads_t.alias("t")
     c = contacts_t.alias("c")
     m = messages_t.alias("m")

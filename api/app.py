@@ -25,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from api.auth import Authenticator
 from api.graphql_http import GraphQLView
 from api.oauth_routes import oauth_callback
+from api.response_cache import ResponseCache
 from api.schema import schema
 from api.webhooks import gmail_webhook, graph_webhook
 from sync_engine.runtime import Runtime, open_runtime
@@ -38,19 +39,26 @@ class _LazyGraphQL:
     def __init__(self, app_state: Any) -> None:
         self._state = app_state
         self._view: GraphQLView | None = None
+        self.response_cache: ResponseCache | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._view is None:
             rt: Runtime = self._state.runtime
+            self.response_cache = ResponseCache(rt)
             self._view = GraphQLView(
                 rt,
                 Authenticator(rt),
+                self.response_cache,
                 schema=schema,
                 graphql_ide="graphiql",
                 subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
                 connection_init_wait_timeout=timedelta(seconds=10),
             )
         await self._view(scope, receive, send)
+
+    async def close(self) -> None:
+        if self.response_cache is not None:
+            await self.response_cache.close()
 
 
 async def healthz(request: Request) -> Response:
@@ -62,11 +70,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
-            yield
+            try:
+                yield
+            finally:
+                await graphql.close()
             return
         async with open_runtime(settings or get_settings()) as rt:
             app.state.runtime = rt
-            yield
+            try:
+                yield
+            finally:
+                await graphql.close()
 
     app = Starlette(lifespan=lifespan)
     graphql = _LazyGraphQL(app.state)

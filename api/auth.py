@@ -75,10 +75,10 @@ class _TTLCache:
             return None
         return hit[1]
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: Any, value: Any, ttl: float = _CACHE_TTL_SECONDS) -> None:
         if len(self._items) >= _CACHE_MAX_ENTRIES:
             self._items.clear()
-        self._items[key] = (time.monotonic() + _CACHE_TTL_SECONDS, value)
+        self._items[key] = (time.monotonic() + min(ttl, _CACHE_TTL_SECONDS), value)
 
 
 class Authenticator:
@@ -86,6 +86,8 @@ class Authenticator:
         self._rt = rt
         self._users = _TTLCache()
         self._keys = _TTLCache()
+        # Verified tokens (never beyond their expiry): a client sends the same one many times.
+        self._tokens = _TTLCache()
 
     async def from_headers(self, headers: Mapping[str, str]) -> Viewer | None:
         """The viewer named by request headers; None when no credentials were sent."""
@@ -109,8 +111,10 @@ class Authenticator:
         raise AuthenticationFailed("unsupported authorization scheme")
 
     async def _from_jwt(self, token: str) -> Viewer:
-        claims = decode_user_token(self._rt.settings, token)
-        user_id, sub_account_id, role = claims
+        cached = self._tokens.get(token)
+        if cached is not None:
+            return cached
+        user_id, sub_account_id, role, expires_at = decode_user_token(self._rt.settings, token)
         key = (user_id, sub_account_id)
         if self._users.get(key) is None:
             async with self._rt.engine.connect() as conn:
@@ -118,7 +122,9 @@ class Authenticator:
             if user is None:
                 raise AuthenticationFailed("unknown user")
             self._users.put(key, True)
-        return Viewer(kind=ViewerKind.USER, role=role, sub_account_id=sub_account_id, user_id=user_id)
+        viewer = Viewer(kind=ViewerKind.USER, role=role, sub_account_id=sub_account_id, user_id=user_id)
+        self._tokens.put(token, viewer, ttl=expires_at - time.time())
+        return viewer
 
     async def _from_api_key(self, key: str) -> Viewer:
         if not key or len(key) > 200:
@@ -142,8 +148,8 @@ class Authenticator:
         return viewer
 
 
-def decode_user_token(settings: Settings, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
-    """(user id, sub-account id, role) from a verified CRM token."""
+def decode_user_token(settings: Settings, token: str) -> tuple[uuid.UUID, uuid.UUID, str, float]:
+    """(user id, sub-account id, role, expiry as a Unix time) from a verified CRM token."""
     try:
         claims = jwt.decode(
             token,
@@ -165,7 +171,7 @@ def decode_user_token(settings: Settings, token: str) -> tuple[uuid.UUID, uuid.U
     role = claims["role"]
     if role not in ROLES:
         raise AuthenticationFailed("invalid token claims")
-    return user_id, sub_account_id, role
+    return user_id, sub_account_id, role, float(claims["exp"])
 
 
 def mint_dev_token(

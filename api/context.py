@@ -18,6 +18,7 @@ from strawberry.types import Info as StrawberryInfo
 from api.auth import Authenticator, Viewer, ViewerKind
 from api.dataloaders import Loaders
 from api.errors import Forbidden, Unauthenticated
+from api.response_cache import ResponseCache
 from sync_engine.runtime import Runtime
 
 
@@ -28,6 +29,7 @@ class Context:
     request: Request | WebSocket
     response: Response | WebSocket | None
     viewer: Viewer | None
+    response_cache: ResponseCache | None = None
     # Set by strawberry from the graphql-transport-ws ``connection_init`` payload.
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
@@ -54,6 +56,12 @@ class Context:
             raise Forbidden("this needs a user token")
         return viewer
 
+    def shared_reads_changed(self) -> None:
+        """Called by mutations that change what ``threads``/``contacts`` show, so this
+        process's cached pages are dropped now rather than at the next event."""
+        if self.response_cache is not None and self.viewer is not None:
+            self.response_cache.invalidate(self.viewer.sub_account_id)
+
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
@@ -71,7 +79,21 @@ async def build_context(
     authenticator: Authenticator,
     request: Request | WebSocket,
     response: Response | WebSocket | None,
+    response_cache: ResponseCache | None = None,
+    viewer: Viewer | None = None,
 ) -> Context:
-    """Raises ``AuthenticationFailed`` for bad HTTP credentials (the view answers 401)."""
-    viewer = None if isinstance(request, WebSocket) else await authenticator.from_headers(request.headers)
-    return Context(runtime=runtime, authenticator=authenticator, request=request, response=response, viewer=viewer)
+    """``viewer``: when the caller was already authenticated. Raises ``AuthenticationFailed``
+    for bad HTTP credentials (the view answers 401)."""
+    if isinstance(request, WebSocket):
+        # Subscriptions always load fresh rows: no shared cache, no cached loaders.
+        return Context(runtime=runtime, authenticator=authenticator, request=request, response=response, viewer=None)
+    if viewer is None:
+        viewer = await authenticator.from_headers(request.headers)
+    return Context(
+        runtime=runtime,
+        authenticator=authenticator,
+        request=request,
+        response=response,
+        viewer=viewer,
+        response_cache=response_cache,
+    )

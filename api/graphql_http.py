@@ -20,7 +20,6 @@ import json
 from typing import Any
 
 from cross_web import HTTPException
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -34,6 +33,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import AuthenticationFailed, Authenticator
 from api.context import Context, build_context
+from api.response_cache import ResponseCache, cache_key
 from sync_engine.runtime import Runtime
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -88,10 +88,13 @@ def _error_body(message: str, code: str | None = None) -> bytes:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, runtime: Runtime, authenticator: Authenticator, **kwargs: Any) -> None:
+    def __init__(
+        self, runtime: Runtime, authenticator: Authenticator, response_cache: ResponseCache | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.runtime = runtime
         self.authenticator = authenticator
+        self.response_cache = response_cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,14 +108,48 @@ class GraphQLView(GraphQL[Context, None]):
             await response(scope, receive, send)
             return
         request.state.media_type = media_type or APPLICATION_JSON
+        request.state.cache_ref = None
         try:
-            response = await self.run(request)
+            request.state.viewer = await self.authenticator.from_headers(request.headers)
+            body = await self._cached_body(request)
+            if body is not None:
+                response = Response(body, status_code=200, media_type=request.state.media_type)
+            else:
+                response = await self.run(request)
         except HTTPException as exc:
             response = self._transport_error(request, exc)
         except AuthenticationFailed as exc:
             response = self._error_response(401, exc.reason, request.state.media_type, code="UNAUTHENTICATED")
             response.headers["WWW-Authenticate"] = 'Bearer realm="emailsync", ApiKey realm="emailsync"'
         await response(scope, receive, send)
+
+    async def _cached_body(self, request: Request) -> bytes | None:
+        """The fast path: a cached shared read answered from its encoded body, without
+        parsing, validating or executing anything. Misses fall through to Strawberry
+        (which also handles every malformed request)."""
+        viewer = request.state.viewer
+        if self.response_cache is None or viewer is None or viewer.sub_account_id is None:
+            return None
+        try:
+            if request.method == "GET":
+                params = request.query_params
+                raw_variables = params.get("variables")
+                query, operation_name = params.get("query"), params.get("operationName")
+                variables = json.loads(raw_variables) if raw_variables else None
+            elif request.method == "POST" and "application/json" in request.headers.get("content-type", ""):
+                data = json.loads(await request.body())
+                if not isinstance(data, dict):
+                    return None
+                query, operation_name, variables = data.get("query"), data.get("operationName"), data.get("variables")
+            else:
+                return None
+        except ValueError:
+            return None
+        if not isinstance(query, str):
+            return None
+        key = cache_key(query, operation_name, variables)
+        request.state.cache_ref = (viewer.sub_account_id, key)
+        return self.response_cache.get_body(viewer.sub_account_id, key)
 
     def _transport_error(self, request: Request, exc: HTTPException) -> Response:
         status, reason = exc.status_code, exc.reason
@@ -132,12 +169,17 @@ class GraphQLView(GraphQL[Context, None]):
         return Response(_error_body(message, code), status_code=status, media_type=media_type)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        return await build_context(self.runtime, self.authenticator, request, response)
+        if isinstance(request, WebSocket):
+            return await build_context(self.runtime, self.authenticator, request, response)
+        return await build_context(
+            self.runtime, self.authenticator, request, response, self.response_cache, viewer=request.state.viewer
+        )
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = await super().get_sub_response(request)
         # Carried to create_response, which is not given the request.
         sub_response.negotiated_media_type = request.state.media_type  # type: ignore[attr-defined]
+        sub_response.cache_ref = request.state.cache_ref  # type: ignore[attr-defined]
         return sub_response
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -160,6 +202,10 @@ class GraphQLView(GraphQL[Context, None]):
         response.headers["content-type"] = media_type
         if isinstance(response_data, dict) and "data" not in response_data and media_type == GRAPHQL_RESPONSE_JSON:
             response.status_code = 400
+        cache_ref = getattr(sub_response, "cache_ref", None)
+        if cache_ref is not None and self.response_cache is not None and isinstance(response_data, dict):
+            if response.status_code == 200 and set(response_data) == {"data"}:
+                self.response_cache.attach_body(cache_ref[0], cache_ref[1], response_data["data"], response.body)
         return response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -177,4 +223,4 @@ class GraphQLView(GraphQL[Context, None]):
         return UNSET
 
 
-__all__ = ["GraphQLError", "GraphQLView", "negotiate_media_type"]
+__all__ = ["GraphQLView", "negotiate_media_type"]

@@ -6,9 +6,8 @@ contact and last message), plain row → type mapping, no per-row queries.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import uuid
+from typing import Annotated
 
 import strawberry
 
@@ -29,6 +28,7 @@ from db.repositories.paging import clamp_page_size
 
 _FIRST = "Page size (default 50, at most 100)."
 _AFTER = "Cursor of the item to start after (`pageInfo.endCursor` of the previous page)."
+_GLOBAL_ID = strawberry.argument(description="Global id.")
 
 
 @strawberry.input(description="Narrows the inbox.")
@@ -122,8 +122,10 @@ class Query:
             had_cursor=after is not None,
         )
 
-    @strawberry.field(description="One thread (null if unknown or of another sub-account).", permission_classes=[IsMember])
-    async def thread(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")]) -> Thread | None:
+    @strawberry.field(
+        description="One thread (null if unknown or of another sub-account).", permission_classes=[IsMember]
+    )
+    async def thread(self, info: Info, id: Annotated[strawberry.ID, _GLOBAL_ID]) -> Thread | None:
         thread_id = parse_global_id(id, "Thread")
         if thread_id is None:
             return None
@@ -169,7 +171,9 @@ class Query:
         info: Info,
         first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
         after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
-        connection_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only skips of this mailbox connection.")] = None,
+        connection_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only skips of this mailbox connection.")
+        ] = None,
     ) -> Connection[SyncSkip]:
         viewer = info.context.require_member()
         keyset = None
@@ -201,5 +205,5 @@ class Query:
         description="Any object by its global id (null if unknown, of another sub-account, or not visible).",
         permission_classes=[IsMember],
     )
-    async def node(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global id.")]) -> Node | None:
+    async def node(self, info: Info, id: Annotated[strawberry.ID, _GLOBAL_ID]) -> Node | None:
         return await resolve_node(info, id)

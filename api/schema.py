@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 from api.errors import INTERNAL_ERROR_MESSAGE, should_mask_error
 from api.mutations import Mutation
 from api.queries import Query
+from api.response_cache import CachedSharedReads
 from api.subscriptions import Subscription
 from api.types.account import SubAccount, User
 from api.types.contact import Contact
@@ -60,6 +61,7 @@ def _extensions() -> list[Any]:
         lambda: AddValidationRules(_LIMIT_RULES),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        CachedSharedReads,
         lambda: MaskErrors(should_mask_error=should_mask_error, error_message=INTERNAL_ERROR_MESSAGE),
     ]
 

@@ -8,12 +8,11 @@ Checks happen before the stream starts, so a refused subscription answers with a
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
+from typing import Annotated
 
 import strawberry
 

@@ -301,6 +301,11 @@ class Store:
             changed = [name for name, value in values.items() if getattr(message, name) != value]
             if not changed:
                 return None
+            if "internet_message_id" in changed:
+                old = mailbox._by_imid.get(message.internet_message_id.lower(), [])
+                if message.id in old:
+                    old.remove(message.id)
+                mailbox._by_imid.setdefault(str(values["internet_message_id"]).lower(), []).append(message.id)
             for name in changed:
                 setattr(message, name, values[name])
             if "folder" in changed and mailbox.provider == "outlook":

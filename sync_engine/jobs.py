@@ -36,11 +36,18 @@ def _rt(ctx: dict[str, Any]) -> Runtime:
     return ctx["runtime"]
 
 
+def _backoff(ctx: dict[str, Any], base: float = 2.0, cap: float = 300.0) -> float:
+    return min(cap, base * 2 ** (int(ctx.get("job_try", 1)) - 1))
+
+
 async def sync_mailbox(ctx: dict[str, Any], connection_id: str) -> None:
     try:
         await sync_connection(_rt(ctx), uuid.UUID(connection_id))
     except SyncDeferred as exc:
         raise RetryLater(exc.retry_after) from exc
+    except Exception as exc:
+        log.warning("sync of connection %s failed (%s); retrying", connection_id, type(exc).__name__)
+        raise RetryLater(_backoff(ctx)) from exc
 
 
 async def deliver_outbox(ctx: dict[str, Any], outbox_id: str) -> None:

@@ -35,4 +35,5 @@ async def create_contact(
         )
     except ServiceError as exc:
         return CreateContactPayload(contact=None, user_errors=user_errors(ContactError, exc))
+    info.context.shared_reads_changed()
     return CreateContactPayload(contact=contact_from_row(contact), user_errors=[])

@@ -39,4 +39,5 @@ async def delete_contact(
         )
     except ServiceError as exc:
         return DeleteContactPayload(deleted_contact_id=None, user_errors=user_errors(ContactError, exc))
+    info.context.shared_reads_changed()
     return DeleteContactPayload(deleted_contact_id=input.id, user_errors=[])

@@ -42,5 +42,6 @@ async def mark_thread_read(
         )
     except ServiceError as exc:
         return MarkThreadReadPayload(thread=None, user_errors=user_errors(ThreadError, exc))
+    info.context.shared_reads_changed()
     row = await info.context.loaders.thread.load(thread_id)
     return MarkThreadReadPayload(thread=thread_from_row(row) if row is not None else None, user_errors=[])

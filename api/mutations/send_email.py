@@ -109,6 +109,7 @@ async def send_email(
         )
     except ServiceError as exc:
         return SendEmailPayload(message=None, thread=None, user_errors=user_errors(SendEmailError, exc))
+    info.context.shared_reads_changed()
     loaders = info.context.loaders
     message_row = await loaders.message.load(sent.id)
     thread_row = await loaders.thread.load(sent.thread_id)

@@ -49,4 +49,5 @@ async def update_contact(
         )
     except ServiceError as exc:
         return UpdateContactPayload(contact=None, user_errors=user_errors(ContactError, exc))
+    info.context.shared_reads_changed()
     return UpdateContactPayload(contact=contact_from_row(contact), user_errors=[])

@@ -102,8 +102,8 @@ def outgoing(mailbox: Mailbox, data: dict[str, Any]) -> Outgoing:
     """A Graph message resource (as sent by clients) as an outgoing mail."""
     html, text = body(data.get("body"))
     imid = data.get("internetMessageId")
-    if imid is not None and (not isinstance(imid, str) or not imid.startswith("<") or not imid.endswith(">")):
-        raise GraphError(400, "ErrorInvalidInternetMessageId", "internetMessageId must look like <id@domain>.")
+    if imid is not None:
+        imid = internet_message_id(imid)
     return Outgoing(
         to=addresses(data.get("toRecipients"), "toRecipients"),
         cc=addresses(data.get("ccRecipients"), "ccRecipients"),
@@ -128,14 +128,25 @@ DRAFT_FIELDS = {
     "bccRecipients": "bcc",
     "replyTo": "reply_to",
     "internetMessageHeaders": "custom_headers",
+    "internetMessageId": "internet_message_id",  # writable while isDraft (message-update.md)
+    "from": "from_",
+    "sender": "sender",
 }
-ANY_MESSAGE_FIELDS = {"isRead", "categories", "flag", "importance", "inferenceClassification"}
+ACCEPTED_AND_IGNORED = {"inferenceClassification", "isDeliveryReceiptRequested", "isReadReceiptRequested"}
 
 
-def patch_values(data: dict[str, Any], is_draft: bool) -> dict[str, Any]:
+def internet_message_id(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("<") or not value.endswith(">") or "@" not in value \
+            or any(c in value for c in " \r\n"):
+        raise GraphError(400, "ErrorInvalidInternetMessageId", "internetMessageId must look like <id@domain>.")
+    return value
+
+
+def patch_values(data: dict[str, Any], is_draft: bool, owner: str = "") -> dict[str, Any]:
+    """Store attribute values for a PATCH body (Graph's updatable message properties)."""
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key.startswith("@odata"):
+        if key.startswith("@odata") or key in ACCEPTED_AND_IGNORED:
             continue
         if key == "isRead":
             values["is_read"] = as_bool(value, key)
@@ -145,8 +156,6 @@ def patch_values(data: dict[str, Any], is_draft: bool) -> dict[str, Any]:
             values["flag_status"] = str((value or {}).get("flagStatus", "notFlagged"))
         elif key == "importance":
             values["importance"] = str(value).lower()
-        elif key == "inferenceClassification":
-            continue  # accepted, not modelled
         elif key in DRAFT_FIELDS:
             if not is_draft:
                 raise GraphError(400, "ErrorInvalidPropertyUpdateSentMessage",
@@ -157,6 +166,15 @@ def patch_values(data: dict[str, Any], is_draft: bool) -> dict[str, Any]:
                 values["subject"] = single_line(str(value or ""))
             elif key == "internetMessageHeaders":
                 values["custom_headers"] = custom_headers(value)
+            elif key == "internetMessageId":
+                values["internet_message_id"] = internet_message_id(value)
+            elif key in ("from", "sender"):
+                (person,) = addresses([value], key) if value else [None]
+                if person is not None and owner and not person.same(owner):
+                    raise GraphError(403, "ErrorSendAsDenied",
+                                     "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.")
+                if person is not None:
+                    values[DRAFT_FIELDS[key]] = person
             else:
                 values[DRAFT_FIELDS[key]] = addresses(value, key)
         else:

@@ -151,7 +151,7 @@ async def create_message(call: GraphCall) -> Response:
 
 async def patch_message(call: GraphCall) -> Response:
     message = call.find_message(call.request.path_params["message_id"])
-    values = gin.patch_values(await call.json(), message.is_draft)
+    values = gin.patch_values(await call.json(), message.is_draft, call.mailbox.address)
     if message.is_draft and set(values) - {"is_read", "categories", "flag_status", "importance"}:
         mailflow.update_draft(call.sandbox.store, call.mailbox, message, **values)
     elif values:
@@ -195,7 +195,7 @@ async def _reply_draft(call: GraphCall, reply_all: bool) -> Message:
     draft = mailflow.create_reply_draft(call.sandbox.store, call.mailbox, original, comment, reply_all=reply_all)
     overrides = {k: v for k, v in (data.get("message") or {}).items() if k in gin.DRAFT_FIELDS and k != "body"}
     if overrides:
-        mailflow.update_draft(call.sandbox.store, call.mailbox, draft, **gin.patch_values(overrides, True))
+        mailflow.update_draft(call.sandbox.store, call.mailbox, draft, **gin.patch_values(overrides, True, call.mailbox.address))
     attachments = gin.attachments(call.mailbox, (data.get("message") or {}).get("attachments"))
     if attachments:
         mailflow.update_draft(call.sandbox.store, call.mailbox, draft, attachments=[*draft.attachments, *attachments])

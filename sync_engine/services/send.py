@@ -59,6 +59,13 @@ def _validate(request: SendRequest) -> None:
 async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, request: SendRequest) -> Message:
     _validate(request)
     async with rt.sessions.begin() as session:
+        thread: Thread | None = None
+        if request.thread_id is not None:
+            thread = await session.scalar(
+                select(Thread).where(Thread.id == request.thread_id, Thread.sub_account_id == sub_account_id)
+            )
+            if thread is None:
+                raise NotFound("thread", "threadId")
         conn = await session.scalar(
             select(EmailConnection).where(
                 EmailConnection.sub_account_id == sub_account_id,
@@ -77,12 +84,7 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
 
         in_reply_to: str | None = None
         references: list[str] = []
-        if request.thread_id is not None:
-            thread = await session.scalar(
-                select(Thread).where(Thread.id == request.thread_id, Thread.sub_account_id == sub_account_id)
-            )
-            if thread is None:
-                raise NotFound("thread", "threadId")
+        if thread is not None:
             parent = await session.scalar(
                 select(Message)
                 .where(Message.thread_id == thread.id, Message.message_id_header.is_not(None))

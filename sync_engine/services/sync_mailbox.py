@@ -100,6 +100,10 @@ async def _one_pass(rt: Runtime, conn: EmailConnection, owner: str) -> None:
         return
     except ThrottledError as exc:
         raise SyncDeferred(exc.retry_after) from exc
+    except Exception as exc:
+        # Pages already applied stay committed with their cursor; the retry resumes there.
+        await set_status(rt, conn.id, ConnectionStatus.ERROR, "sync failed; retrying", error=type(exc).__name__)
+        raise
     finally:
         await client.aclose()
     async with rt.sessions() as session:

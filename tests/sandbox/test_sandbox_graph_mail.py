@@ -265,3 +265,26 @@ async def test_bulk_inbound_and_control_folders(outlook, control):
     assert [m["subject"] for m in _messages(control, alice.address, "sent")] == ["out"]
     assert [m["subject"] for m in _messages(control, alice.address, "drafts")] == ["draft"]
     assert control.get(f"/mailboxes/{alice.address}/messages?folder=nope").status_code == 400
+
+
+async def test_reply_draft_takes_our_message_id_and_body(outlook, control):
+    alice = outlook()
+    control.post("/mailboxes", json={"provider": "outlook", "address": "bob@contoso.test", "name": "Bob"})
+    received = _inbound(control, alice.address, **{"from": "Bob <bob@contoso.test>"})
+    async with alice.graph(**IMMUTABLE) as graph:
+        draft = (await graph.post(f"/me/messages/{received['id']}/createReply", json={})).json()
+        patch = {"internetMessageId": "<crm-42@emailsync.test>", "body": {"contentType": "html", "content": "<p>Our text</p>"},
+                 "toRecipients": [{"emailAddress": {"address": "bob@contoso.test"}}], "from": {"emailAddress": {"address": alice.address}}}
+        patched = await graph.patch(f"/me/messages/{draft['id']}", json=patch)
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["internetMessageId"] == "<crm-42@emailsync.test>"
+        spoof = await graph.patch(f"/me/messages/{draft['id']}", json={"from": {"emailAddress": {"address": "ceo@contoso.test"}}})
+        assert spoof.status_code == 403
+        assert (await graph.post(f"/me/messages/{draft['id']}/send")).status_code == 202
+        found = (await graph.get("/me/messages", params={"$filter": "internetMessageId eq '<crm-42@emailsync.test>'"})).json()["value"]
+        assert [m["id"] for m in found] == [draft["id"]] and found[0]["conversationId"] == received["conversationId"]
+        frozen = await graph.patch(f"/me/messages/{draft['id']}", json={"internetMessageId": "<other@x.test>"})
+        assert frozen.status_code == 400
+    (bob_copy,) = _messages(control, "bob@contoso.test", "inbox")
+    assert bob_copy["internetMessageId"] == "<crm-42@emailsync.test>" and bob_copy["inReplyTo"] == received["internetMessageId"]
+    assert "Our text" in bob_copy["html"]

@@ -188,3 +188,14 @@ def test_unknown_tenant_fails_discovery(sandbox_server, control):
     assert ok.status_code == 200 and ok.json()["issuer"].endswith(f"/{guid}/v2.0")
     assert urlsplit(ok.json()["token_endpoint"]).path == f"/{guid}/oauth2/v2.0/token"
     assert dict(parse_qsl("a=b"))  # keep imports honest
+
+
+def test_strict_refresh_rotation_rejects_a_reused_refresh_token(sandbox_server, control, identity):
+    control.post("/mailboxes", json={"provider": "outlook", "address": "alice@contoso.test"})
+    result = identity.sign_in("alice@contoso.test")
+    app = identity.msal_app()
+    assert "access_token" in app.acquire_token_by_refresh_token(result["refresh_token"], SCOPES)
+    assert "access_token" in app.acquire_token_by_refresh_token(result["refresh_token"], SCOPES)  # Entra ID default
+    control.patch("/config", json={"strict_refresh_rotation": True})
+    reused = app.acquire_token_by_refresh_token(result["refresh_token"], SCOPES)
+    assert reused.get("error") == "invalid_grant"

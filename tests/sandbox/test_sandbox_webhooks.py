@@ -14,6 +14,21 @@ def _expiry(minutes: int = 60) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
+def _deliveries(control, count: int, *, items: bool = False) -> list[dict]:
+    """The sandbox's delivery log, once it holds `count` notification attempts
+    (or delivered items, when `items` is true).
+
+    The receiver records a POST before the sandbox has read the response and
+    logged the attempt, so the log may lag the receiver by a moment."""
+    deadline = time.monotonic() + 5
+    while True:
+        rows = [d for d in control.get("/notifications").json() if d["kind"] == "notification"]
+        seen = sum(d["items"] for d in rows if d["ok"]) if items else len(rows)
+        if seen >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)
+
+
 def _subscription(receiver, path: str = "/ok", **extra) -> dict:
     return {
         "changeType": "created,updated,deleted",
@@ -94,7 +109,7 @@ async def test_change_notifications_are_prompt_and_shaped_like_graph(outlook, re
     got = receiver.wait_for(lambda got: sum(len(r.json()["value"]) for r in got if "validationToken" not in r.query) >= 3)
     kinds = [v["changeType"] for r in got if "validationToken" not in r.query for v in r.json()["value"]]
     assert kinds == ["created", "updated", "deleted"]
-    deliveries = [d for d in control.get("/notifications").json() if d["kind"] == "notification"]
+    deliveries = _deliveries(control, 3, items=True)
     print("queued ms:", [d["queuedMs"] for d in deliveries], "post ms:", [d["durationMs"] for d in deliveries])
     assert all(d["ok"] and d["queuedMs"] < 100 for d in deliveries)
 
@@ -109,8 +124,7 @@ async def test_inbox_subscription_ignores_other_folders_and_flaky_endpoint_gets_
     posts = [r for r in got if "validationToken" not in r.query]
     assert posts[0].body == posts[1].body  # the 500 was retried with the same payload
     assert [v["changeType"] for v in posts[1].json()["value"]] == ["created"]
-    deliveries = control.get("/notifications").json()
-    assert [d["status"] for d in deliveries if d["kind"] == "notification"] == [500, 202]
+    assert [d["status"] for d in _deliveries(control, 2)] == [500, 202]
 
 
 async def test_lifecycle_events_and_revocation(outlook, receiver, control):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.server import SandboxServer
 from tests.support.databases import REDIS_URL, create_database, drop_database
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, running_stack, trust
 
 
 @pytest.fixture(scope="session")
@@ -24,10 +25,19 @@ async def stack(request: pytest.FixtureRequest, sandbox_server: SandboxServer, t
     kind = request.param
     url, db_name = await create_database("sqlite" if kind.startswith("sqlite") else "postgres", tmp_path)
     distributed = kind.startswith("postgres")
+    marker = request.node.get_closest_marker("stack_settings")
+    overrides = marker.kwargs if marker else {}
     try:
         async with running_stack(database_url=url, redis_url=REDIS_URL if distributed else None,
                                  sandbox_url=sandbox_server.base_url, ca_file=sandbox_server.ca_file,
-                                 encryption_key=encryption_key, separate_worker=distributed) as s:
+                                 encryption_key=encryption_key, separate_worker=distributed, **overrides) as s:
             yield s
     finally:
+        await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
         await drop_database(db_name)
+
+
+async def sandbox_server_cleanup(base_url: str, ca_file: str) -> None:
+    """Faults are global to the sandbox: never let one test's leak into the next."""
+    async with httpx.AsyncClient(base_url=base_url, verify=trust(ca_file)) as client:
+        await client.delete("/_sandbox/faults")

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from tests.support.stack import Stack, Tenant
+from tests.support.stack import Stack, Tenant, trust
 
 START = """mutation($input: StartEmailConnectionInput!) {
   startEmailConnection(input: $input) { authorizationUrl userErrors { code message field } } }"""
@@ -29,7 +29,7 @@ async def connect_mailbox(stack: Stack, tenant: Tenant, provider: str, mailbox: 
     payload = data["startEmailConnection"]
     assert payload["userErrors"] == [], payload
     url = payload["authorizationUrl"]
-    async with httpx.AsyncClient(verify=stack.ca_file, timeout=30) as browser:
+    async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=30) as browser:
         response = await browser.get(url)
         # provider → our callback
         while response.is_redirect and not str(response.headers["location"]).startswith(return_to):

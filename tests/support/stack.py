@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import uuid
@@ -30,6 +31,10 @@ from sync_engine.runtime import Runtime, open_runtime
 from sync_engine.settings import Settings
 
 
+def trust(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,8 +42,9 @@ def free_port() -> int:
 
 
 def stack_settings(*, database_url: str, redis_url: str | None, sandbox_url: str, ca_file: str, port: int,
-                   encryption_key: str) -> Settings:
+                   encryption_key: str, **overrides: Any) -> Settings:
     return Settings(
+        **overrides,
         database_url=database_url,
         redis_url=redis_url,
         public_base_url=f"http://127.0.0.1:{port}",
@@ -152,10 +158,10 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url: str, ca_file: str,
-                        encryption_key: str, separate_worker: bool) -> AsyncIterator[Stack]:
+                        encryption_key: str, separate_worker: bool, **overrides: Any) -> AsyncIterator[Stack]:
     port = free_port()
     settings = stack_settings(database_url=database_url, redis_url=redis_url, sandbox_url=sandbox_url,
-                              ca_file=ca_file, port=port, encryption_key=encryption_key)
+                              ca_file=ca_file, port=port, encryption_key=encryption_key, **overrides)
     worker: subprocess.Popen[bytes] | None = None
     async with open_runtime(settings) as runtime:
         app = create_app(settings, runtime=runtime)
@@ -170,7 +176,7 @@ async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url
             worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env)
         try:
             async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http, \
-                    httpx.AsyncClient(base_url=sandbox_url, verify=ca_file, timeout=30) as sandbox:
+                    httpx.AsyncClient(base_url=sandbox_url, verify=trust(ca_file), timeout=30) as sandbox:
                 yield Stack(settings, runtime, sandbox_url, ca_file, http, sandbox)
         finally:
             if worker is not None:

@@ -32,11 +32,13 @@ async def test_start_email_connection(api: Api, monkeypatch: pytest.MonkeyPatch)
     calls = Calls()
     patch_service(monkeypatch, "sync_engine.services.connections",
                   start_connection=calls.recorder("start", "https://login.test/authorize?state=s"))
-    data = await api.data(START, {"input": {"provider": "GMAIL", "redirectUri": "https://app.test/settings"}})
+    data = await api.data(
+        START, {"input": {"provider": "GMAIL", "redirectUri": "https://app.test/settings", "loginHint": "alice@acme.test"}}
+    )
     assert data["startEmailConnection"] == {"authorizationUrl": "https://login.test/authorize?state=s", "userErrors": []}
     (_, _, kwargs), = calls.calls
     assert kwargs == {"sub_account_id": api.seed.sub_a, "user_id": api.seed.user_a, "provider": Provider.GMAIL,
-                      "return_to": "https://app.test/settings"}
+                      "return_to": "https://app.test/settings", "login_hint": "alice@acme.test"}
 
 
 async def test_start_email_connection_validates_the_redirect(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +47,8 @@ async def test_start_email_connection_validates_the_redirect(api: Api, monkeypat
     for bad in ["javascript:alert(1)", "/relative", "https://app.test/\r\nSet-Cookie: x"]:
         data = await api.data(START, {"input": {"provider": "OUTLOOK", "redirectUri": bad}})
         assert data["startEmailConnection"]["userErrors"][0]["code"] == "INVALID_REDIRECT_URI", bad
+    data = await api.data(START, {"input": {"provider": "OUTLOOK", "loginHint": "x@y.test\r\nBcc: z@w.test"}})
+    assert data["startEmailConnection"]["userErrors"][0]["code"] == "INVALID_LOGIN_HINT"
     assert calls.calls == []
 
 

@@ -1,0 +1,214 @@
+"""A short-lived cache of whole query results, invalidated by the event bus.
+
+The inbox is read far more often than it changes, and executing a 50-thread page
+through GraphQL costs far more than the SQL behind it. Results are cached per
+sub-account for documents whose every root field shows the same thing to every
+member of the sub-account (``threads``, ``thread``, ``contacts``): nothing that
+depends on who the caller is (``viewer``, ``emailConnection``, ``syncSkips``, ``node``
+with its role checks) is ever served from here.
+
+Freshness: each sub-account's entries are dropped on any event of its channel (the
+sync engine publishes one for every change, from any process when Redis is used),
+and by the API's own mutations. A result computed while an event arrived is not
+stored (generation check). A small TTL bounds what an unannounced change could
+leave behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from strawberry.extensions import SchemaExtension
+
+from sync_engine.events import subaccount_channel
+from sync_engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SHARED_ROOT_FIELDS = frozenset({"threads", "thread", "contacts", "__typename"})
+TTL_SECONDS = 2.0
+MAX_ENTRIES_PER_SUB_ACCOUNT = 256
+MAX_SUB_ACCOUNTS = 2000
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    result: Any
+    # The encoded HTTP body, once the view has produced it: hits then skip GraphQL entirely.
+    body: bytes | None = None
+
+
+@dataclass
+class _SubAccountEntries:
+    generation: int = 0
+    listening: bool = False
+    entries: dict[Any, _Entry] = field(default_factory=dict)
+
+
+def cache_key(query: str | None, operation_name: str | None, variables: Any) -> tuple[Any, ...]:
+    """The same key from the raw request (view) and from the execution context (extension)."""
+    return (query, operation_name, json.dumps(variables, sort_keys=True, separators=(",", ":"), default=str))
+
+
+class ResponseCache:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._subs: dict[uuid.UUID, _SubAccountEntries] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _state(self, sub_account_id: uuid.UUID) -> _SubAccountEntries:
+        state = self._subs.get(sub_account_id)
+        if state is None:
+            if len(self._subs) >= MAX_SUB_ACCOUNTS:
+                self._evict_idle()
+            state = self._subs[sub_account_id] = _SubAccountEntries()
+            task = asyncio.create_task(self._listen(sub_account_id, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return state
+
+    def _evict_idle(self) -> None:
+        for sub_id, state in list(self._subs.items()):
+            state.entries.clear()
+
+    async def _listen(self, sub_account_id: uuid.UUID, state: _SubAccountEntries) -> None:
+        try:
+            async with self._rt.events.subscribe(subaccount_channel(sub_account_id)) as events:
+                state.listening = True
+                async for _event in events:
+                    self.invalidate(sub_account_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a broken listener must not leave stale entries behind
+            log.exception("response cache listener for %s failed", sub_account_id)
+        finally:
+            state.listening = False
+            state.entries.clear()
+            self._subs.pop(sub_account_id, None)
+
+    def generation(self, sub_account_id: uuid.UUID) -> int:
+        return self._state(sub_account_id).generation
+
+    def _entry(self, sub_account_id: uuid.UUID, key: Any) -> _Entry | None:
+        state = self._subs.get(sub_account_id)
+        if state is None:
+            return None
+        entry = state.entries.get(key)
+        if entry is not None and entry.expires < time.monotonic():
+            state.entries.pop(key, None)
+            return None
+        return entry
+
+    def get(self, sub_account_id: uuid.UUID, key: Any) -> Any:
+        entry = self._entry(sub_account_id, key)
+        return entry.result if entry is not None else None
+
+    def get_body(self, sub_account_id: uuid.UUID, key: Any) -> bytes | None:
+        entry = self._entry(sub_account_id, key)
+        return entry.body if entry is not None else None
+
+    def attach_body(self, sub_account_id: uuid.UUID, key: Any, data: Any, body: bytes) -> None:
+        """Remember the encoded body of a cached result (only if ``data`` *is* that result's data)."""
+        entry = self._entry(sub_account_id, key)
+        if entry is not None and entry.result.data is data:
+            entry.body = body
+
+    def put(self, sub_account_id: uuid.UUID, key: Any, value: Any, generation: int) -> None:
+        state = self._subs.get(sub_account_id)
+        # Only while the invalidation listener is live, and nothing changed meanwhile.
+        if state is None or not state.listening or state.generation != generation:
+            return
+        if len(state.entries) >= MAX_ENTRIES_PER_SUB_ACCOUNT:
+            state.entries.clear()
+        state.entries[key] = _Entry(expires=time.monotonic() + TTL_SECONDS, result=value)
+
+    def invalidate(self, sub_account_id: uuid.UUID | None) -> None:
+        state = self._subs.get(sub_account_id) if sub_account_id is not None else None
+        if state is not None:
+            state.generation += 1
+            state.entries.clear()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _root_field_names(selection_set: SelectionSetNode, fragments: dict[str, Any], seen: set[str]) -> Iterator[str]:
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            yield selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_field_names(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in seen:
+                yield "?"  # unknown: not cacheable
+                continue
+            seen.add(name)
+            yield from _root_field_names(fragment.selection_set, fragments, seen)
+
+
+def is_shared_read(document: DocumentNode, operation_name: str | None) -> bool:
+    """True when the operation is a query touching only viewer-independent root fields."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [op for op in operations if op.name is not None and op.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+        return False
+    fragments = {d.name.value: d for d in document.definitions if hasattr(d, "type_condition")}
+    names = set(_root_field_names(operations[0].selection_set, fragments, set()))
+    return bool(names) and names <= SHARED_ROOT_FIELDS
+
+
+class CachedSharedReads(SchemaExtension):
+    """Serves and fills the ``ResponseCache`` around execution (after parse and validation)."""
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        context = ec.context
+        cache: ResponseCache | None = getattr(context, "response_cache", None)
+        viewer = getattr(context, "viewer", None)
+        key = None
+        if (
+            cache is not None
+            and viewer is not None
+            and viewer.sub_account_id is not None
+            and ec.graphql_document is not None
+            and not ec.pre_execution_errors
+            and is_shared_read(ec.graphql_document, ec.operation_name)
+        ):
+            # The operation name as the client sent it (the view keys on the raw request).
+            key = cache_key(ec.query, getattr(ec, "_provided_operation_name", None), ec.variables)
+        if key is None:
+            yield
+            return
+        sub_account_id = viewer.sub_account_id
+        generation = cache.generation(sub_account_id)  # also starts the invalidation listener
+        cached = cache.get(sub_account_id, key)
+        if cached is not None:
+            ec.result = cached  # strawberry skips execution when a result is already set
+            yield
+            return
+        yield
+        result = ec.result
+        if result is not None and not getattr(result, "errors", None):
+            cache.put(sub_account_id, key, result, generation)

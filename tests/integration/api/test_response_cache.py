@@ -1,0 +1,73 @@
+"""Shared reads (threads, thread, contacts) are served from a cache that events invalidate."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sync_engine.events import DomainEvent, EventType
+from tests.integration.api.conftest import Api
+from tests.integration.api.test_threads import count_statements
+
+QUERY = "query ($first: Int) { threads(first: $first) { edges { node { subject contact { name } } } } }"
+
+
+async def warm(api: Api, variables: dict, as_: str = "user_a") -> dict:
+    """Run until the cache holds the result (its invalidation listener starts asynchronously)."""
+    for _ in range(100):
+        first = await api.data(QUERY, variables, as_=as_)
+        with count_statements(api) as statements:
+            again = await api.data(QUERY, variables, as_=as_)
+        if not statements:
+            assert again == first
+            return first
+        await asyncio.sleep(0.01)
+    raise AssertionError("never served from the cache")
+
+
+async def test_repeated_page_is_served_without_sql(api: Api) -> None:
+    await warm(api, {"first": 41})
+    await api.data("{ viewer { kind } }", as_="user_a2")  # its credential check is cached too
+    with count_statements(api) as statements:
+        await api.data(QUERY, {"first": 41}, as_="user_a2")  # any member of the sub-account
+    assert statements == []
+
+
+async def test_cache_is_per_sub_account(api: Api) -> None:
+    mine = await warm(api, {"first": 42})
+    theirs = await api.data(QUERY, {"first": 42}, as_="user_b")
+    assert theirs != mine
+    assert [e["node"]["subject"] for e in theirs["threads"]["edges"]] == ["Rival secret"]
+
+
+async def test_an_event_invalidates(api: Api) -> None:
+    await warm(api, {"first": 43})
+    await api.rt.events.publish(
+        DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(api.seed.sub_a), thread_id=str(api.seed.threads_a[0]))
+    )
+    for _ in range(100):
+        with count_statements(api) as statements:
+            await api.data(QUERY, {"first": 43})
+        if statements:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the event did not invalidate the cached page")
+
+
+async def test_a_contact_mutation_invalidates(api: Api) -> None:
+    before = await warm(api, {"first": 44})
+    new_name = f"Renamed {uuid.uuid4().hex[:6]}"
+    contact_gid = (await api.data("{ contacts(first: 1) { edges { node { id email } } } }"))["contacts"]["edges"][0]["node"]["id"]
+    update = "mutation ($id: ID!, $name: String) { updateContact(input: {id: $id, name: $name}) { userErrors { code } } }"
+    await api.data(update, {"id": contact_gid, "name": new_name})
+    after = await api.data(QUERY, {"first": 44})
+    assert after != before
+    assert new_name in str(after)
+
+
+async def test_viewer_dependent_documents_are_not_cached(api: Api) -> None:
+    query = "{ threads(first: 45) { edges { node { subject } } } emailConnection { address } }"
+    for _ in range(3):
+        with count_statements(api) as statements:
+            await api.data(query)
+        assert statements  # executed every time

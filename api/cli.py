@@ -35,8 +35,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(_args: argparse.Namespace) -> None:
+    import logging
+
     from arq.worker import run_worker
 
+    logging.basicConfig(level=os.environ.get("EMAILSYNC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from sync_engine.worker import WorkerSettings
 
     run_worker(WorkerSettings)  # type: ignore[arg-type]

@@ -7,21 +7,21 @@ from typing import Any
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
-QUEUE_NAME = "emailsync:jobs"
 
 
 class ArqQueue:
-    def __init__(self, pool: ArqRedis) -> None:
+    def __init__(self, pool: ArqRedis, queue_name: str) -> None:
         self._pool = pool
+        self._queue_name = queue_name
 
     @classmethod
-    async def connect(cls, redis_url: str) -> ArqQueue:
-        return cls(await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=QUEUE_NAME))
+    async def connect(cls, redis_url: str, queue_name: str) -> ArqQueue:
+        return cls(await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue_name), queue_name)
 
     async def enqueue(
         self, job: str, *args: Any, job_id: str | None = None, defer_seconds: float | None = None
     ) -> None:
-        await self._pool.enqueue_job(job, *args, _job_id=job_id, _defer_by=defer_seconds, _queue_name=QUEUE_NAME)
+        await self._pool.enqueue_job(job, *args, _job_id=job_id, _defer_by=defer_seconds, _queue_name=self._queue_name)
 
     async def close(self) -> None:
         await self._pool.aclose()

@@ -82,7 +82,7 @@ async def _default_queue(rt: Runtime) -> Any:
     if rt.settings.redis_url:
         from sync_engine.arq_queue import ArqQueue
 
-        return await ArqQueue.connect(rt.settings.redis_url)
+        return await ArqQueue.connect(rt.settings.redis_url, rt.settings.queue_name)
     from sync_engine.inline_queue import InlineQueue
     from sync_engine.jobs import JOBS, PERIODIC
 

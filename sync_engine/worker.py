@@ -14,7 +14,7 @@ from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import func
 
-from sync_engine.arq_queue import QUEUE_NAME, ArqQueue
+from sync_engine.arq_queue import ArqQueue
 from sync_engine.jobs import JOBS, PERIODIC, RetryLater
 from sync_engine.runtime import open_runtime
 from sync_engine.settings import get_settings
@@ -37,7 +37,7 @@ def _arq_job(name: str, job: Any) -> Any:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     stack = AsyncExitStack()
-    queue = await ArqQueue.connect(settings.redis_url or "redis://127.0.0.1:6379")
+    queue = await ArqQueue.connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
     ctx["runtime"] = await stack.enter_async_context(open_runtime(settings, queue=queue))
     ctx["exit_stack"] = stack
     ctx["own_queue"] = queue
@@ -62,7 +62,7 @@ class WorkerSettings:
     cron_jobs = _cron_jobs()
     on_startup = startup
     on_shutdown = shutdown
-    queue_name = QUEUE_NAME
+    queue_name = get_settings().queue_name
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379")
     # Notification-to-subscriber latency: do not let queue polling dominate (DESIGN.md section 5).
     poll_delay = get_settings().queue_poll_delay

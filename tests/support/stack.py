@@ -43,6 +43,7 @@ def free_port() -> int:
 
 def stack_settings(*, database_url: str, redis_url: str | None, sandbox_url: str, ca_file: str, port: int,
                    encryption_key: str, **overrides: Any) -> Settings:
+    overrides.setdefault("queue_name", f"emailsync:test:{uuid.uuid4().hex[:12]}")  # no job crosses stacks
     return Settings(
         **overrides,
         database_url=database_url,

@@ -177,16 +177,12 @@ async def test_mailbox_of_several_hundred_messages_streams(connected, settings, 
     for i in range(600):
         mailflow.receive(store, mailbox, Outgoing(from_=Address("bulk@example.com", "Bulk"), to=[mailflow.owner(mailbox)],
                                                   subject=f"bulk {i}", text="hello " * 50))
-    started = time.monotonic()
     count = 0
     pages = 0
     async for page in client.sync(None):
         count += len(page.changes)
         pages += 1
-    elapsed = time.monotonic() - started
     await client.aclose()
     production_like.auth.close()
+    # Pages of the configured size, not one big answer (the import rate is measured in bench/).
     assert count == 600 and pages == 4  # 3 inbox pages of <= 200, then Sent Items
-    rate = count / elapsed
-    print(f"imported {count} messages in {elapsed:.2f}s: {rate:.0f}/s")
-    assert rate >= 500

@@ -1,0 +1,77 @@
+"""``emailsync dev`` as a new user runs it: banner, GraphiQL, the demo flow clicked through."""
+
+from __future__ import annotations
+
+import html
+import re
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.stack import free_port
+
+
+def _wait_for_banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"emailsync dev exited: {''.join(lines)}")
+        lines.append(line)
+        if "and open the authorizationUrl" in line:
+            return "".join(lines)
+    raise AssertionError("no banner")
+
+
+def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
+         "--state-dir", str(tmp_path / "dev")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = _wait_for_banner(proc)
+        assert f"http://127.0.0.1:{port}/graphql" in banner
+        token = re.search(r"Bearer token: (\S+)", banner).group(1)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=20)
+        for _ in range(100):  # uvicorn starts listening just after the banner
+            try:
+                graphiql = api.get("/graphql", headers={"Accept": "text/html"})
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+
+        def gql(query: str) -> dict:
+            body = api.post("/graphql", json={"query": query}).json()
+            assert not body.get("errors"), body
+            return body["data"]
+
+        # The seeded demo: a sub-account with contacts; Olivia's Outlook mailbox in the sandbox.
+        assert {"ann@client.example", "bob@client.example"} <= {
+            e["node"]["email"] for e in gql("{ contacts(first: 10) { edges { node { email } } } }")["contacts"]["edges"]}
+        url = gql('mutation { startEmailConnection(input: {provider: OUTLOOK, redirectUri: "http://127.0.0.1:%d/healthz"}) '
+                  "{ authorizationUrl userErrors { code } } }" % port)["startEmailConnection"]["authorizationUrl"]
+        browser = httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "dev/sandbox/ca-bundle.pem")))
+        chooser = browser.get(url)
+        assert "olivia@demo-realty.example" in chooser.text  # the sandbox's account picker
+        link = html.unescape(re.search(r'href="([^"]+)"', chooser.text).group(1))
+        callback = browser.get(httpx.URL(url).join(link))
+        landed = httpx.get(callback.headers["location"])
+        assert landed.status_code == 303 and "emailConnection=connected" in landed.headers["location"]
+        for _ in range(100):
+            conn = gql("{ emailConnection { status address } }")["emailConnection"]
+            if conn and conn["status"] == "ACTIVE":
+                break
+            time.sleep(0.1)
+        assert conn == {"status": "ACTIVE", "address": "olivia@demo-realty.example"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
 from db.repositories import mailbox_sync as repo
-from sync_engine.domain import Provider, TokenSet
+from sync_engine.domain import Provider, TokenSet, WatchState
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
@@ -176,8 +176,6 @@ async def retire_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
     client = provider.client(tokens, _discard_refresh)
     try:
         if conn.watch_id and conn.watch_expires_at:
-            from sync_engine.domain import WatchState
-
             await client.stop_watch(WatchState(conn.watch_id, conn.watch_expires_at))
         await provider.revoke(tokens)
     except Exception as exc:

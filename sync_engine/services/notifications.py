@@ -29,32 +29,34 @@ async def accept_push(
     if provider not in rt.providers:
         raise PushRejected("provider not configured")
     notices = await rt.provider(provider).parse_push(headers, query, body)
-    accepted = 0
+    authentic = 0
     for notice in notices:
-        conn = await _connection_for(rt, provider, notice)
-        if conn is None:
-            continue
-        accepted += 1
-        await _act(rt, conn, notice)
-    if notices and not accepted:
-        raise PushRejected("no notification matched a connected mailbox")
-    return accepted
+        ok, conn = await _connection_for(rt, provider, notice)
+        authentic += ok
+        if conn is not None:
+            await _act(rt, conn, notice)
+    if notices and not authentic:
+        raise PushRejected("no notification was authentic")
+    return authentic
 
 
-async def _connection_for(rt: Runtime, provider: Provider, notice: PushNotice) -> EmailConnection | None:
+async def _connection_for(rt: Runtime, provider: Provider, notice: PushNotice) -> tuple[bool, EmailConnection | None]:
+    """(authentic?, the current connection to act on). An authentic notice for a mailbox that
+    is no longer connected is acknowledged and ignored, so the provider stops retrying."""
     async with rt.sessions() as session:
         if notice.subscription_id is not None:
             conn = await repo.connection_by_watch_id(session, notice.subscription_id)
             if conn is None or not constant_time_equal_hash(notice.client_state or "", conn.client_state_hash):
-                log.warning("push for an unknown subscription or with a wrong clientState was ignored")
-                return None
+                log.warning("push for an unknown subscription or with a wrong clientState was refused")
+                return False, None
         elif notice.address is not None:
+            # Gmail: the adapter verified the push's OIDC token before building the notice.
             conn = await repo.current_connection_by_address(session, provider.value, notice.address)
         else:
-            return None
+            return False, None
     if conn is None or conn.provider != provider.value or not conn.is_current:
-        return None
-    return conn
+        return True, None
+    return True, conn
 
 
 async def _act(rt: Runtime, conn: EmailConnection, notice: PushNotice) -> None:

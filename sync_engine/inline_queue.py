@@ -46,25 +46,28 @@ class InlineQueue:
         from sync_engine.jobs import RetryLater  # local: jobs imports services, which import this module's users
 
         tries = 0
-        while True:
-            if delay:
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                if delay:
+                    await asyncio.sleep(delay)
+                tries += 1
+                try:
+                    await self._jobs[job]({**self._ctx, "job_try": tries}, *args)
+                    return
+                except RetryLater as exc:
+                    if tries >= self._max_tries:
+                        log.warning("job %s gave up after %d tries", job, tries)
+                        return
+                    delay = exc.defer_seconds
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("job %s failed", job)
+                    return
+        finally:
+            # Like arq, a job id stays taken while the job waits, runs and retries.
             if job_id is not None:
                 self._waiting.discard(job_id)
-            tries += 1
-            try:
-                await self._jobs[job]({**self._ctx, "job_try": tries}, *args)
-                return
-            except RetryLater as exc:
-                if tries >= self._max_tries:
-                    log.warning("job %s gave up after %d tries", job, tries)
-                    return
-                delay = exc.defer_seconds
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("job %s failed", job)
-                return
 
     def start_periodic(self, schedule: list[tuple[str, int]]) -> None:
         """Run each named job every ``period`` seconds (the embedded stand-in for arq cron)."""

@@ -18,7 +18,7 @@ from db.models import EmailConnection
 from sync_engine.domain import AuthRevokedError, NotFoundError, ThrottledError
 from sync_engine.runtime import Runtime
 from sync_engine.services import connections, outbox, watches
-from sync_engine.services.sync_mailbox import SyncDeferred, sync_connection
+from sync_engine.services.sync_mailbox import SyncDeferred, pending_syncs, sync_connection
 from sync_engine.services.tokens import client_for
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,10 @@ async def deliver_outbox(ctx: dict[str, Any], outbox_id: str) -> None:
 
 
 async def setup_connection(ctx: dict[str, Any], connection_id: str) -> None:
-    await watches.setup_connection(_rt(ctx), uuid.UUID(connection_id))
+    try:
+        await watches.setup_connection(_rt(ctx), uuid.UUID(connection_id))
+    except (watches.WatchFailed, ThrottledError) as exc:
+        raise RetryLater(_backoff(ctx, base=5.0)) from exc
 
 
 async def renew_watch(ctx: dict[str, Any], connection_id: str) -> None:
@@ -96,6 +99,13 @@ async def renew_expiring_watches(ctx: dict[str, Any]) -> None:
         await rt.queue.enqueue("renew_watch", str(connection_id), job_id=f"renew:{connection_id}")
 
 
+async def resume_pending_syncs(ctx: dict[str, Any]) -> None:
+    """Safety net: sync requests stranded by a dead worker (its lease expired) run again."""
+    rt = _rt(ctx)
+    for connection_id in await pending_syncs(rt):
+        await rt.queue.enqueue("sync_mailbox", str(connection_id))
+
+
 async def requeue_due_outbox(ctx: dict[str, Any]) -> None:
     """Safety net: items whose job was lost (worker killed) are picked up again."""
     rt = _rt(ctx)
@@ -114,7 +124,12 @@ JOBS: dict[str, JobFunc] = {
     "write_back_read_state": write_back_read_state,
     "renew_expiring_watches": renew_expiring_watches,
     "requeue_due_outbox": requeue_due_outbox,
+    "resume_pending_syncs": resume_pending_syncs,
 }
 
 # (job name, period in seconds) for the periodic jobs.
-PERIODIC: list[tuple[str, int]] = [("renew_expiring_watches", 3600), ("requeue_due_outbox", 60)]
+PERIODIC: list[tuple[str, int]] = [
+    ("renew_expiring_watches", 3600),
+    ("requeue_due_outbox", 60),
+    ("resume_pending_syncs", 60),
+]

@@ -38,16 +38,16 @@ async def acquire_sync_lease(
     return result.rowcount == 1
 
 
-async def extend_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str, until: datetime) -> None:
-    await session.execute(
-        update(EmailConnection)
-        .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
-        .values(sync_lease_until=until)
+async def holds_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str) -> bool:
+    found = await session.scalar(
+        select(EmailConnection.id).where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
     )
+    return found is not None
 
 
 async def release_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str) -> bool:
-    """Release only when no request arrived since the pass started; False means: run again."""
+    """Release only when no request arrived since the pass started; False means: run again
+    (if the lease is still ours — see ``holds_sync_lease``)."""
     result = await session.execute(
         update(EmailConnection)
         .where(
@@ -66,6 +66,19 @@ async def drop_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner
         .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
         .values(sync_lease_owner=None, sync_lease_until=None)
     )
+
+
+async def pending_sync_connections(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
+    """Live mailboxes with a sync request no pass is serving (e.g. its worker died)."""
+    rows = await session.scalars(
+        select(EmailConnection.id).where(
+            EmailConnection.is_current.is_(True),
+            EmailConnection.status.in_(ConnectionStatus.LIVE),
+            EmailConnection.sync_requested_seq > EmailConnection.sync_done_seq,
+            or_(EmailConnection.sync_lease_until.is_(None), EmailConnection.sync_lease_until < now),
+        )
+    )
+    return list(rows)
 
 
 async def bump_sync_request(session: AsyncSession, connection_id: uuid.UUID) -> None:

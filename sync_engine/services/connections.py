@@ -217,7 +217,10 @@ async def set_status(
 ) -> None:
     async with rt.sessions.begin() as session:
         conn = await session.get(EmailConnection, connection_id)
-        if conn is None or conn.status == status and conn.status_detail == detail:
+        # A pass finishing after a disconnect or "update email" must not revive the old mailbox.
+        if conn is None or not conn.is_current or conn.status == ConnectionStatus.DISCONNECTED:
+            return
+        if conn.status == status and conn.status_detail == detail:
             return
         conn.status = status
         conn.status_detail = detail

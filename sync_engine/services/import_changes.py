@@ -1,7 +1,10 @@
 """Apply one page of mailbox changes, with its cursor, in one transaction.
 
-Phase 1 (no transaction held): fetch the bytes of attachments that may sync, so
-no provider call happens while the database write lock is held.
+Phase 1, only for pages with attachments not yet downloaded: a dry run of phase 2
+in a transaction that is rolled back, which tells exactly which messages will sync
+and so which attachments to download. Downloads then happen with no transaction
+open (no provider call ever runs while the database write lock is held), and
+nothing is downloaded for mail that is not going to sync.
 Phase 2 (one transaction): dedupe, select (``rules.selection``), thread
 (``rules.threading``), insert, and store the page's cursor.
 """
@@ -28,6 +31,10 @@ from sync_engine.rules.threading import match_thread, normalize_message_id, refe
 from sync_engine.runtime import Runtime
 
 CONFIDENTIAL = "confidential"
+
+
+class LeaseLost(Exception):
+    """Another pass took over the mailbox (ours ran past its lease) or it was disconnected."""
 
 
 @dataclass(slots=True)
@@ -65,45 +72,56 @@ class PageImporter:
         return self._facts
 
     async def apply(self, page: SyncPage, lease_owner: str, lease_until: datetime) -> list[DomainEvent]:
-        contents = await self._prefetch_attachments(page.changes)
+        contents = await self._download_needed_attachments(page.changes)
         outcome = _Outcome()
         async with self._rt.sessions.begin() as session:
             for change in page.changes:
                 await self._apply_change(session, change, contents, outcome)
-            await session.execute(
+            stored = await session.execute(
                 update(EmailConnection)
-                .where(EmailConnection.id == self._conn.id)
+                .where(
+                    EmailConnection.id == self._conn.id,
+                    # Only the lease holder of a current mailbox may move the cursor.
+                    EmailConnection.sync_lease_owner == lease_owner,
+                    EmailConnection.is_current.is_(True),
+                )
                 .values(
                     cursor=page.cursor,
                     messages_synced=EmailConnection.messages_synced + outcome.imported,
                     confidential_skipped=EmailConnection.confidential_skipped + outcome.confidential,
+                    sync_lease_until=lease_until,
                 )
             )
-            await repo.extend_sync_lease(session, self._conn.id, lease_owner, lease_until)
+            if stored.rowcount != 1:
+                raise LeaseLost(self._conn.id)  # rolls the whole page back
         return outcome.events
 
     # ---- phase 1
 
-    async def _prefetch_attachments(self, changes: list[MailChange]) -> dict[tuple[str, str], bytes]:
+    async def _download_needed_attachments(self, changes: list[MailChange]) -> dict[tuple[str, str], bytes]:
+        if not any(c.message is not None and any(a.content is None for a in c.message.attachments) for c in changes):
+            return {}
+        needed: list[tuple[str, str]] = []
         async with self._rt.sessions() as session:
-            facts = await self._pass_facts(session)
-            wanted: list[tuple[str, str]] = []
-            for change in changes:
-                msg = change.message
-                if change.kind is not ChangeKind.UPSERT or msg is None or not msg.attachments:
-                    continue
-                if _is_confidential(msg, facts) or await repo.message_by_provider_id(session, self._conn.id, msg.provider_id):
-                    continue
-                if not all(check_declared(a.filename, a.size).ok for a in msg.attachments):
-                    continue
-                wanted += [(msg.provider_id, a.provider_attachment_id) for a in msg.attachments if a.content is None and a.provider_attachment_id]
-        return {key: await self._client.fetch_attachment(*key) for key in wanted}
+            transaction = await session.begin()
+            try:
+                for change in changes:
+                    await self._apply_change(session, change, {}, _Outcome(), needed=needed)
+            finally:
+                await transaction.rollback()
+        return {key: await self._client.fetch_attachment(*key) for key in dict.fromkeys(needed)}
 
     # ---- phase 2
 
     async def _apply_change(
-        self, session: AsyncSession, change: MailChange, contents: dict[tuple[str, str], bytes], out: _Outcome
+        self,
+        session: AsyncSession,
+        change: MailChange,
+        contents: dict[tuple[str, str], bytes],
+        out: _Outcome,
+        needed: list[tuple[str, str]] | None = None,
     ) -> None:
+        """``needed`` set: a dry run that lists the attachments a synced message lacks."""
         existing = await repo.message_by_provider_id(session, self._conn.id, change.provider_id)
         if change.kind is ChangeKind.REMOVED:
             if existing is not None and not existing.deleted_in_mailbox:
@@ -125,7 +143,7 @@ class PageImporter:
         if header and (ours := await repo.message_by_header(session, self._conn.id, header)) is not None:
             await self._adopt_sent_copy(session, ours, msg)
             return
-        await self._import_new(session, msg, header, contents, out)
+        await self._import_new(session, msg, header, contents, out, needed)
 
     async def _import_new(
         self,
@@ -134,6 +152,7 @@ class PageImporter:
         header: str | None,
         contents: dict[tuple[str, str], bytes],
         out: _Outcome,
+        needed: list[tuple[str, str]] | None,
     ) -> None:
         facts = await self._pass_facts(session)
         sub_id = self._conn.sub_account_id
@@ -158,7 +177,7 @@ class PageImporter:
             return
         if selection.verdict is not Verdict.SYNC:
             return
-        blobs, problem = _attachment_bytes(msg, contents)
+        blobs, problem = _attachment_bytes(msg, contents, needed)
         if problem is not None:
             session.add(SyncSkip(sub_account_id=sub_id, connection_id=self._conn.id, user_id=self._conn.user_id,
                                  provider_message_id=msg.provider_id, reason=problem[0], detail=problem[1],
@@ -202,6 +221,9 @@ class PageImporter:
         """The Sent-folder copy of a message the CRM sent: link it, never insert it again."""
         if ours.provider_message_id is None:
             ours.provider_message_id = msg.provider_id
+        if ours.status in ("queued", "failed"):
+            # It is in the Sent folder, so it went out (e.g. the send's response was lost).
+            ours.status, ours.error = "sent", None
         thread = await session.get(Thread, ours.thread_id)
         if thread is not None and thread.provider_thread_key is None and msg.thread_key:
             thread.provider_thread_key = msg.thread_key
@@ -218,18 +240,20 @@ class PageImporter:
         return DomainEvent(type=kind, sub_account_id=str(row.sub_account_id), thread_id=str(row.thread_id), message_id=str(row.id))
 
 
-def _is_confidential(msg: MailMessage, facts: _PassFacts) -> bool:
-    return any(a.normalized in facts.user_addresses and a.normalized not in (facts.owner, facts.bcc_address)
-               for a in participants(msg))
-
-
-def _attachment_bytes(msg: MailMessage, contents: dict[tuple[str, str], bytes]):  # type: ignore[no-untyped-def]
+def _attachment_bytes(  # type: ignore[no-untyped-def]
+    msg: MailMessage, contents: dict[tuple[str, str], bytes], needed: list[tuple[str, str]] | None
+):
     blobs = []
     for att in msg.attachments:
         declared = check_declared(att.filename, att.size)
         if not declared.ok:
             return [], (declared.problem.value, declared.detail)  # type: ignore[union-attr]
-        data = att.content if att.content is not None else contents.get((msg.provider_id, att.provider_attachment_id or ""))
+        key = (msg.provider_id, att.provider_attachment_id or "")
+        data = att.content if att.content is not None else contents.get(key)
+        if data is None and needed is not None:
+            needed.append(key)  # dry run: carry on as if it were here, so later changes see this message
+            blobs.append((att, b""))
+            continue
         if data is None:
             return [], ("attachment_unavailable", f"{att.filename}: could not be downloaded")
         verdict = check_content(att.filename, data)

@@ -34,7 +34,8 @@ from sync_engine.services.tokens import client_for
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_LEASE = timedelta(minutes=2)
+# At least the worker's job timeout, so a slow attempt is never overlapped by the safety net.
+ATTEMPT_LEASE = timedelta(minutes=11)
 MAX_ATTEMPTS = 8
 
 

@@ -29,7 +29,7 @@ from sync_engine.domain import AuthRevokedError, CursorExpiredError, ThrottledEr
 from sync_engine.events import DomainEvent
 from sync_engine.runtime import Runtime
 from sync_engine.services.connections import publish_connection_event, set_status
-from sync_engine.services.import_changes import PageImporter
+from sync_engine.services.import_changes import LeaseLost, PageImporter
 from sync_engine.services.tokens import client_for
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,16 @@ async def sync_connection(rt: Runtime, connection_id: uuid.UUID) -> bool:
             async with rt.sessions.begin() as session:
                 await session.execute(
                     update(EmailConnection)
-                    .where(EmailConnection.id == connection_id)
+                    .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
                     .values(sync_done_seq=requested, last_sync_at=utcnow())
                 )
                 if await repo.release_sync_lease(session, connection_id, owner):
                     return True
+                if not await repo.holds_sync_lease(session, connection_id, owner):
+                    return True  # another pass owns the mailbox now; it serves the pending requests
+    except LeaseLost:
+        log.warning("sync pass of connection %s lost its lease; stopping", connection_id)
+        return True
     except BaseException:
         async with rt.sessions.begin() as session:
             await repo.drop_sync_lease(session, connection_id, owner)
@@ -100,6 +105,8 @@ async def _one_pass(rt: Runtime, conn: EmailConnection, owner: str) -> None:
         return
     except ThrottledError as exc:
         raise SyncDeferred(exc.retry_after) from exc
+    except LeaseLost:
+        raise
     except Exception as exc:
         # Pages already applied stay committed with their cursor; the retry resumes there.
         await set_status(rt, conn.id, ConnectionStatus.ERROR, "sync failed; retrying", error=type(exc).__name__)
@@ -112,6 +119,11 @@ async def _one_pass(rt: Runtime, conn: EmailConnection, owner: str) -> None:
         await set_status(rt, conn.id, ConnectionStatus.ACTIVE, None)
     elif fresh is not None and first_sync:
         await publish_connection_event(rt, fresh)
+
+
+async def pending_syncs(rt: Runtime) -> list[uuid.UUID]:
+    async with rt.sessions() as session:
+        return await repo.pending_sync_connections(session, utcnow())
 
 
 async def _publish(rt: Runtime, events: list[DomainEvent]) -> None:

@@ -10,7 +10,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection
@@ -26,13 +26,22 @@ log = logging.getLogger(__name__)
 RENEW_AHEAD = timedelta(hours=24)
 
 
+class WatchFailed(Exception):
+    """The provider refused or failed the push registration; the job retries it."""
+
+
 async def setup_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
-    """(Re)create the watch, then run a sync (the first one imports the mailbox)."""
+    """(Re)create the watch, then run a sync (the first one imports the mailbox).
+
+    The sync is requested whatever happens to the watch: a mailbox without push still
+    imports, and the hourly renewal job retries connections that have no watch.
+    """
     async with rt.sessions() as session:
         conn = await session.get(EmailConnection, connection_id)
     if conn is None or not conn.is_current or conn.token_ciphertext is None:
         return
     client = client_for(rt, conn)
+    failure: str | None = None
     try:
         if conn.watch_id and conn.watch_expires_at:
             try:
@@ -44,23 +53,33 @@ async def setup_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
     except AuthRevokedError:
         await set_status(rt, connection_id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
         return
+    except Exception as exc:
+        failure = type(exc).__name__
     finally:
         await client.aclose()
     async with rt.sessions.begin() as session:
-        await session.execute(
-            update(EmailConnection)
-            .where(EmailConnection.id == connection_id)
-            .values(watch_id=state.subscription_id or conn.address.lower(), watch_expires_at=state.expires_at,
-                    client_state_hash=sha256_hex(secret))
-        )
+        if failure is None:
+            await session.execute(
+                update(EmailConnection)
+                .where(EmailConnection.id == connection_id)
+                .values(watch_id=state.subscription_id or conn.address.lower(), watch_expires_at=state.expires_at,
+                        client_state_hash=sha256_hex(secret))
+            )
         await repo.bump_sync_request(session, connection_id)
     await rt.queue.enqueue("sync_mailbox", str(connection_id))
+    if failure is not None:
+        await set_status(rt, connection_id, ConnectionStatus.ERROR, "live updates could not be registered; retrying",
+                         error=failure)
+        raise WatchFailed(failure)
 
 
 async def renew_watch(rt: Runtime, connection_id: uuid.UUID) -> None:
     async with rt.sessions() as session:
         conn = await session.get(EmailConnection, connection_id)
-    if conn is None or not conn.is_current or conn.token_ciphertext is None or conn.watch_expires_at is None:
+    if conn is None or not conn.is_current or conn.token_ciphertext is None:
+        return
+    if conn.watch_expires_at is None:  # never registered (or lost): register afresh
+        await setup_connection(rt, connection_id)
         return
     client = client_for(rt, conn)
     try:
@@ -87,8 +106,7 @@ async def expiring_watches(rt: Runtime) -> list[uuid.UUID]:
             select(EmailConnection.id).where(
                 EmailConnection.is_current.is_(True),
                 EmailConnection.status.in_(ConnectionStatus.LIVE),
-                EmailConnection.watch_expires_at.is_not(None),
-                EmailConnection.watch_expires_at < utcnow() + RENEW_AHEAD,
+                or_(EmailConnection.watch_expires_at.is_(None), EmailConnection.watch_expires_at < utcnow() + RENEW_AHEAD),
             )
         )
         return list(rows)

@@ -42,7 +42,9 @@ from sync_engine.providers.outlook.graph_client import GraphClient
 
 CURSOR_VERSION = 1
 # Graph well-known folder names, synced in this order.
-SYNCED_FOLDERS: tuple[tuple[str, Folder], ...] = (("inbox", Folder.INBOX), ("sentitems", Folder.SENT))
+# Sent Items first: a message the user sent with the BCC sync address creates the contact
+# and thread that the contact's reply in the Inbox then joins, within the same pass.
+SYNCED_FOLDERS: tuple[tuple[str, Folder], ...] = (("sentitems", Folder.SENT), ("inbox", Folder.INBOX))
 
 
 def empty_cursor() -> dict[str, Any]:

@@ -30,10 +30,10 @@ async def test_full_then_incremental_sync(connected, world, control):
                              text="answer")
 
     pages = await run_sync(client, None)
-    # 13 inbox messages with a page size of 10: two inbox pages, then Sent Items.
-    assert [len(p.changes) for p in pages] == [10, 3, 1]
+    # Sent Items first, then 13 inbox messages with a page size of 10: two inbox pages.
+    assert [len(p.changes) for p in pages] == [1, 10, 3]
     assert [p.complete for p in pages] == [False, False, True]
-    assert pages[0].cursor["folders"]["inbox"]["next"] and pages[1].cursor["folders"]["inbox"]["delta"]
+    assert pages[1].cursor["folders"]["inbox"]["next"] and pages[2].cursor["folders"]["inbox"]["delta"]
     full = changes_of(pages)
     assert {c.kind for c in full} == {ChangeKind.UPSERT}
     by_id = {c.provider_id: c.message for c in full}
@@ -185,4 +185,4 @@ async def test_mailbox_of_several_hundred_messages_streams(connected, settings, 
     await client.aclose()
     production_like.auth.close()
     # Pages of the configured size, not one big answer (the import rate is measured in bench/).
-    assert count == 600 and pages == 4  # 3 inbox pages of <= 200, then Sent Items
+    assert count == 600 and pages == 4  # Sent Items, then 3 inbox pages of <= 200

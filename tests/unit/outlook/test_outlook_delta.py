@@ -53,23 +53,25 @@ async def test_full_round_streams_pages_and_carries_the_cursor(sample):
 
     pages = await collect(DeltaSync(client_for(handler), 250), None)
 
-    first = requests[0]
+    # Sent Items come first (a BCC'd sent message creates the thread an inbox reply joins).
+    assert "/mailFolders/sentitems/" in str(requests[0].url)
+    first = requests[1]
     select = parse_qs(urlsplit(str(first.url)).query)["$select"][0].split(",")
     assert {"internetMessageHeaders", "body", "conversationId", "internetMessageId", "isRead"} <= set(select)
     assert first.headers["prefer"] == 'IdType="ImmutableId", odata.maxpagesize=250'
     # Links are followed as given (their query already encodes the $select).
-    assert str(requests[1].url) == page1["@odata.nextLink"]
+    assert str(requests[2].url) == page1["@odata.nextLink"]
 
-    assert [len(p.changes) for p in pages] == [2, 2, 1, 0]
+    assert [len(p.changes) for p in pages] == [0, 2, 2, 1]
     assert [p.complete for p in pages] == [False, False, False, True]
-    assert pages[0].cursor["folders"]["inbox"] == {"next": page1["@odata.nextLink"], "delta": None}
-    assert pages[1].cursor["folders"]["inbox"] == {"next": page2["@odata.nextLink"], "delta": None}
-    assert pages[2].cursor["folders"]["inbox"] == {"next": None, "delta": final["@odata.deltaLink"]}
+    assert pages[0].cursor["folders"]["sentitems"] == {"next": None, "delta": SENT_DELTA}
+    assert pages[1].cursor["folders"]["inbox"] == {"next": page1["@odata.nextLink"], "delta": None}
+    assert pages[2].cursor["folders"]["inbox"] == {"next": page2["@odata.nextLink"], "delta": None}
+    assert pages[3].cursor["folders"]["inbox"] == {"next": None, "delta": final["@odata.deltaLink"]}
     assert pages[3].cursor["folders"]["sentitems"] == {"next": None, "delta": SENT_DELTA}
-    assert pages[3].cursor["folders"]["inbox"]["delta"] == final["@odata.deltaLink"]
     # Each page's cursor is its own snapshot, not a shared dict mutated later.
-    assert pages[0].cursor["folders"]["sentitems"] == {"next": None, "delta": None}
-    assert pages[0].changes[0].provider_id == "AAMkADNkNAAASq35xAAA="
+    assert pages[0].cursor["folders"]["inbox"] == {"next": None, "delta": None}
+    assert pages[1].changes[0].provider_id == "AAMkADNkNAAASq35xAAA="
 
 
 async def test_resume_mid_round_and_incremental_removed(sample):
@@ -94,14 +96,14 @@ async def test_resume_mid_round_and_incremental_removed(sample):
     }
     original = copy.deepcopy(cursor)
     pages = await collect(DeltaSync(client_for(handler), 100), cursor)
-    assert requested == [page2["@odata.nextLink"], SENT_DELTA]
+    assert requested == [SENT_DELTA, page2["@odata.nextLink"]]
     assert cursor == original  # the caller's cursor is not mutated
-    kinds = [(c.kind, c.provider_id, c.is_read) for c in pages[0].changes]
+    kinds = [(c.kind, c.provider_id, c.is_read) for c in pages[1].changes]
     assert kinds == [
         (ChangeKind.REMOVED, "AAMkADk0MGFkODE3LWE4MmYtNDRhOS0Dh_6qB-pB2Sa2pUum19a6YAAKnLuxoAAA=", None),
         (ChangeKind.READ_STATE, "AAMkADNkNAAASq35xAAA=", True),
     ]
-    assert pages[0].cursor["folders"]["inbox"] == {"next": None, "delta": removed["@odata.deltaLink"]}
+    assert pages[1].cursor["folders"]["inbox"] == {"next": None, "delta": removed["@odata.deltaLink"]}
 
 
 async def test_full_messages_get_attachment_metadata_and_folder(sample):
@@ -122,7 +124,7 @@ async def test_full_messages_get_attachment_metadata_and_folder(sample):
         raise AssertionError(str(request.url))
 
     pages = await collect(DeltaSync(client_for(handler), 100), None)
-    (change,) = pages[1].changes
+    (change,) = pages[0].changes
     assert change.kind is ChangeKind.UPSERT
     assert change.message.folder is Folder.SENT
     (att,) = change.message.attachments
@@ -143,7 +145,7 @@ async def test_entry_too_partial_is_fetched(sample):
         raise AssertionError(str(request.url))
 
     pages = await collect(DeltaSync(client_for(handler), 100), None)
-    (change,) = pages[0].changes
+    (change,) = pages[1].changes
     assert change.kind is ChangeKind.UPSERT and change.message.subject == "9/9/2018: concert"
 
 

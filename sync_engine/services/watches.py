@@ -10,7 +10,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection
@@ -24,6 +24,7 @@ from sync_engine.services.tokens import client_for
 log = logging.getLogger(__name__)
 
 RENEW_AHEAD = timedelta(hours=24)
+SETUP_GRACE = timedelta(minutes=10)
 
 
 class WatchFailed(Exception):
@@ -57,20 +58,34 @@ async def setup_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
         failure = type(exc).__name__
     finally:
         await client.aclose()
-    async with rt.sessions.begin() as session:
-        if failure is None:
-            await session.execute(
+    if failure is None:
+        async with rt.sessions.begin() as session:
+            stored = await session.execute(
                 update(EmailConnection)
-                .where(EmailConnection.id == connection_id)
+                .where(EmailConnection.id == connection_id, EmailConnection.is_current.is_(True))
                 .values(watch_id=state.subscription_id or conn.address.lower(), watch_expires_at=state.expires_at,
                         client_state_hash=sha256_hex(secret))
             )
+        if stored.rowcount != 1:  # disconnected while we registered: take the registration down again
+            await _stop_quietly(rt, conn, state)
+            return
+    async with rt.sessions.begin() as session:
         await repo.bump_sync_request(session, connection_id)
     await rt.queue.enqueue("sync_mailbox", str(connection_id))
     if failure is not None:
         await set_status(rt, connection_id, ConnectionStatus.ERROR, "live updates could not be registered; retrying",
                          error=failure)
         raise WatchFailed(failure)
+
+
+async def _stop_quietly(rt: Runtime, conn: EmailConnection, state: WatchState) -> None:
+    client = client_for(rt, conn)
+    try:
+        await client.stop_watch(state)
+    except Exception as exc:
+        log.info("stopping a watch of %s failed: %s", conn.id, type(exc).__name__)
+    finally:
+        await client.aclose()
 
 
 async def renew_watch(rt: Runtime, connection_id: uuid.UUID) -> None:
@@ -106,7 +121,11 @@ async def expiring_watches(rt: Runtime) -> list[uuid.UUID]:
             select(EmailConnection.id).where(
                 EmailConnection.is_current.is_(True),
                 EmailConnection.status.in_(ConnectionStatus.LIVE),
-                or_(EmailConnection.watch_expires_at.is_(None), EmailConnection.watch_expires_at < utcnow() + RENEW_AHEAD),
+                or_(
+                    # Never registered or lost; the grace period leaves a fresh connection's setup alone.
+                    and_(EmailConnection.watch_expires_at.is_(None), EmailConnection.connected_at < utcnow() - SETUP_GRACE),
+                    EmailConnection.watch_expires_at < utcnow() + RENEW_AHEAD,
+                ),
             )
         )
         return list(rows)

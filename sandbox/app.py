@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import control, microsoft
+from sandbox import control, google, microsoft
 from sandbox.context import Sandbox
+from sandbox.google.control_extras import control_routes as google_controls
 from sandbox.microsoft.control_extras import control_routes as microsoft_controls
 from sandbox.microsoft.graph_common import GraphPathMiddleware, error_body
 from sandbox.traffic import TrafficMiddleware
@@ -25,10 +26,9 @@ async def _graph_unknown_segment(request: Request) -> Response:
 
 
 def build_app(sandbox: Sandbox) -> Starlette:
-    # Explicit wiring: each provider package installs its state and returns its
-    # routes (the Google package will be added here the same way).
-    provider_routes = microsoft.install(sandbox)
-    control_routes = control.routes(sandbox, extra=microsoft_controls(sandbox))
+    # Explicit wiring: each provider package installs its state and returns its routes.
+    provider_routes = [*microsoft.install(sandbox), *google.install(sandbox)]
+    control_routes = control.routes(sandbox, extra=[*microsoft_controls(sandbox), *google_controls(sandbox)])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

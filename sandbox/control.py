@@ -294,14 +294,29 @@ class Control:
         self.sandbox.requests.clear()
         return Response(status_code=204)
 
+    def _config_sections(self) -> list[Any]:
+        # Provider packages add their own settings objects (same update/to_dict API).
+        return [self.sandbox.config, *self.sandbox.extensions.get("config_sections", [])]
+
+    def _config(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for section in self._config_sections():
+            merged.update(section.to_dict())
+        return merged
+
     async def get_config(self, request: Request) -> Response:
-        return JSONResponse(self.sandbox.config.to_dict())
+        return JSONResponse(self._config())
 
     async def patch_config(self, request: Request) -> Response:
-        unknown = self.sandbox.config.update(await _json(request))
+        data = await _json(request)
+        sections = self._config_sections()
+        unknown = [key for key in data if not any(key in section.to_dict() for section in sections)]
         if unknown:
             raise ControlError(400, f"unknown settings: {unknown}")
-        return JSONResponse(self.sandbox.config.to_dict())
+        for section in sections:
+            known = section.to_dict()
+            section.update({key: value for key, value in data.items() if key in known})
+        return JSONResponse(self._config())
 
     async def register_client(self, request: Request) -> Response:
         data = await _json(request)

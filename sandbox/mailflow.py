@@ -12,6 +12,7 @@ Provider modules translate their wire formats into calls of this module.
 from __future__ import annotations
 
 import html as htmllib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,12 +50,30 @@ def owner(mailbox: Mailbox) -> Address:
     return Address(address=mailbox.address, name=mailbox.name)
 
 
-def conversation_for(mailbox: Mailbox, in_reply_to: str | None, references: Iterable[str]) -> str | None:
-    """The conversation a new message joins, by the Message-IDs it refers to."""
+_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|antw|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
+
+
+def thread_subject(subject: str) -> str:
+    """A subject without reply/forward prefixes, for Gmail's same-subject rule."""
+    return " ".join(_SUBJECT_PREFIX.sub("", subject or "").split()).lower()
+
+
+def conversation_for(
+    mailbox: Mailbox, in_reply_to: str | None, references: Iterable[str], subject: str | None = None,
+) -> str | None:
+    """The conversation a new message joins, by the Message-IDs it refers to.
+
+    Gmail also requires the subject to match (ignoring Re:/Fwd:): a reply whose
+    subject was changed starts a new thread there, so for Gmail mailboxes a
+    given ``subject`` must match the referenced message's.
+    """
     wanted = [in_reply_to] if in_reply_to else []
     wanted += list(reversed(list(references)))  # the most recent reference first
+    gmail_rule = mailbox.provider == "gmail" and subject is not None
     for message_id in wanted:
         found = mailbox.by_internet_message_id(message_id)
+        if gmail_rule:
+            found = [m for m in found if thread_subject(m.subject) == thread_subject(subject or "")]
         if found:
             return found[0].conversation_id
     return None
@@ -103,7 +122,9 @@ def receive(
     )
     if mail.internet_message_id:
         message.internet_message_id = mail.internet_message_id
-    message.conversation_id = conversation_for(mailbox, mail.in_reply_to, mail.references) or message.conversation_id
+    message.conversation_id = (
+        conversation_for(mailbox, mail.in_reply_to, mail.references, mail.subject) or message.conversation_id
+    )
     message.raw = raw
     return store.add_message(mailbox, message)
 
@@ -145,7 +166,7 @@ def create_draft(store: Store, mailbox: Mailbox, mail: Outgoing, conversation_id
         message.internet_message_id = mail.internet_message_id
     message.conversation_id = (
         conversation_id
-        or conversation_for(mailbox, mail.in_reply_to, mail.references)
+        or conversation_for(mailbox, mail.in_reply_to, mail.references, mail.subject)
         or message.conversation_id
     )
     return store.add_message(mailbox, message)
@@ -165,8 +186,23 @@ def send_draft(store: Store, mailbox: Mailbox, draft: Message) -> Message:
     return draft
 
 
-def send(store: Store, mailbox: Mailbox, mail: Outgoing, *, save_to_sent: bool = True) -> Message:
-    """Send a new message; returns the Sent Items copy (not stored if save_to_sent is false)."""
+def send(
+    store: Store,
+    mailbox: Mailbox,
+    mail: Outgoing,
+    *,
+    save_to_sent: bool = True,
+    conversation_id: str | None = None,
+    auto_thread: bool = True,
+    raw: bytes | None = None,
+) -> Message:
+    """Send a new message; returns the Sent Items copy (not stored if save_to_sent is false).
+
+    The copy joins ``conversation_id`` if given, else (with ``auto_thread``)
+    the conversation its threading headers name; Gmail's API threads a sent
+    message only on an explicit threadId, hence ``auto_thread=False``. ``raw``
+    keeps the exact bytes the client submitted as the sender's copy.
+    """
     now = ids.utcnow()
     me = owner(mailbox)
     message = new_message(
@@ -175,7 +211,9 @@ def send(store: Store, mailbox: Mailbox, mail: Outgoing, *, save_to_sent: bool =
     )
     if mail.internet_message_id:
         message.internet_message_id = mail.internet_message_id
-    message.conversation_id = conversation_for(mailbox, mail.in_reply_to, mail.references) or message.conversation_id
+    threaded = conversation_for(mailbox, mail.in_reply_to, mail.references, mail.subject) if auto_thread else None
+    message.conversation_id = conversation_id or threaded or message.conversation_id
+    message.raw = raw
     if save_to_sent:
         store.add_message(mailbox, message)
     deliver(store, message)

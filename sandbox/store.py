@@ -21,6 +21,9 @@ from typing import Any
 from sandbox import ids
 
 FOLDERS = ("inbox", "sentitems", "drafts", "deleteditems")
+# Gmail only: a message without INBOX/SENT/DRAFT/TRASH ("archived", only in All Mail).
+# Graph never sees it, so it is not one of FOLDERS (which Graph lists).
+ARCHIVE = "archive"
 PROVIDERS = ("outlook", "gmail")
 # Gmail system labels that mirror the folder and the read state.
 FOLDER_LABELS = {"inbox": "INBOX", "sentitems": "SENT", "drafts": "DRAFT", "deleteditems": "TRASH"}
@@ -84,6 +87,9 @@ class Message:
     sent: datetime | None = None
     received: datetime | None = None
     change_key: str = field(default_factory=ids.change_key)
+    # seq of the last change-log entry that touched this message (Gmail's
+    # per-message historyId is derived from it)
+    history_seq: int = 0
 
     @property
     def mime(self) -> bytes:
@@ -118,6 +124,7 @@ class Change:
     changed: frozenset[str]  # attribute names of Message that changed
     rest_id_before: str | None
     at: datetime
+    conversation_id: str = ""  # Gmail history names the thread even of deleted messages
 
 
 @dataclass
@@ -132,6 +139,8 @@ class Mailbox:
     seq: int = 0
     # Cursors (delta links, history ids) anchored below this seq are expired.
     cursor_floor: int = 0
+    # Bumped when cursors are expired: delta tokens issued in an earlier epoch are gone.
+    cursor_epoch: int = 0
     revoked: bool = False
     # Set by the control API: the next incremental-sync page is served twice.
     replay_next_page: bool = False
@@ -151,7 +160,7 @@ class Mailbox:
         lowered = ref.lower()
         aliases = {"sent": "sentitems", "sentitems": "sentitems", "draft": "drafts", "trash": "deleteditems"}
         lowered = aliases.get(lowered, lowered)
-        if lowered in FOLDERS:
+        if lowered in FOLDERS or (lowered == ARCHIVE and self.provider == "gmail"):
             return lowered
         return next((name for name, fid in self.folder_ids.items() if fid == ref), None)
 
@@ -203,7 +212,8 @@ Listener = Callable[[MessageEvent | MailboxEvent], None]
 
 def _system_labels(message: Message) -> set[str]:
     labels = {label for label in message.labels if label not in FOLDER_LABELS.values() and label != "UNREAD"}
-    labels.add(FOLDER_LABELS[message.folder])
+    if message.folder in FOLDER_LABELS:
+        labels.add(FOLDER_LABELS[message.folder])
     if not message.is_read:
         labels.add("UNREAD")
     return labels
@@ -256,6 +266,7 @@ class Store:
                 mailbox.revoked = True
             elif kind == "cursors_expired":
                 mailbox.cursor_floor = mailbox.seq + 1
+                mailbox.cursor_epoch += 1
         self._emit(MailboxEvent(mailbox, kind))
 
     # -- messages --------------------------------------------------------
@@ -280,7 +291,9 @@ class Store:
             changed=frozenset(changed),
             rest_id_before=before[2],
             at=ids.utcnow(),
+            conversation_id=message.conversation_id,
         )
+        message.history_seq = change.seq
         mailbox.changes.append(change)
         return change
 
@@ -337,6 +350,7 @@ def new_message(mailbox: Mailbox, folder: str, **fields: Any) -> Message:
     """A message object with ids in the mailbox provider's style (not yet stored)."""
     immutable = ids.new_message_id(mailbox.provider)
     rest = ids.graph_rest_id() if mailbox.provider == "outlook" else immutable
-    fields.setdefault("conversation_id", ids.new_conversation_id(mailbox.provider))
+    # Gmail names a thread after its first message.
+    fields.setdefault("conversation_id", immutable if mailbox.provider == "gmail" else ids.new_conversation_id(mailbox.provider))
     fields.setdefault("internet_message_id", ids.internet_message_id())
     return Message(id=immutable, rest_id=rest, folder=folder, **fields)

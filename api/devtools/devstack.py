@@ -42,27 +42,35 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
         get_settings.cache_clear()
         settings = get_settings()
         upgrade(settings.database_url)
-        demo = asyncio.run(seed_demo(settings.database_url, sandbox.base_url, sandbox.ca_file))
-        owner_email = DEMO_USERS[0][0]
-        token = mint_dev_token(settings, user_id=demo.users[owner_email], sub_account_id=demo.sub_account_id, role="admin")
-        _print_banner(host, port, sandbox.base_url, token, demo.bcc_sync_address)
+        push_endpoint = f"{settings.public_base_url}/webhooks/gmail"
+        demo = asyncio.run(seed_demo(
+            settings.database_url, sandbox.base_url, sandbox.ca_file, gmail_topic=settings.gmail_pubsub_topic,
+            gmail_push_endpoint=push_endpoint, gmail_push_audience=settings.gmail_push_audience or push_endpoint,
+            gmail_push_service_account=settings.gmail_push_service_account))
+        tokens = {email: mint_dev_token(settings, user_id=demo.users[email], sub_account_id=demo.sub_account_id, role=role)
+                  for email, _name, role, _provider in DEMO_USERS}
+        _print_banner(host, port, sandbox.base_url, tokens, demo.bcc_sync_address)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     finally:
         sandbox.stop()
 
 
-def _print_banner(host: str, port: int, sandbox_url: str, token: str, bcc: str) -> None:
+def _print_banner(host: str, port: int, sandbox_url: str, tokens: dict[str, str], bcc: str) -> None:
+    (owner, owner_token), (seller, seller_token) = tokens.items()
     print(
         f"""
 emailsync dev is running
   GraphiQL:     http://{host}:{port}/graphql
-  Bearer token: {token}
-                (GraphiQL > Headers: {{"Authorization": "Bearer <token>"}})
+  Bearer token: {owner_token}
+                ({owner}, admin; GraphiQL > Headers: {{"Authorization": "Bearer <token>"}})
+  Sam's token:  {seller_token}
+                ({seller}, user; connects the demo Gmail mailbox)
   Sandbox:      {sandbox_url}/_sandbox/mailboxes  (Microsoft + Google simulator)
   Demo users:   {", ".join(f"{e} ({p})" for e, _n, _r, p in DEMO_USERS)}
   BCC address:  {bcc}
 Connect Olivia's Outlook mailbox: run the startEmailConnection mutation with
   {{"input": {{"provider": "OUTLOOK", "redirectUri": "http://{host}:{port}/healthz", "loginHint": "{DEMO_USERS[0][0]}"}}}}
+(Sam's Gmail mailbox: provider GMAIL with Sam's token)
 and open the authorizationUrl it returns in a browser.
 """,
         flush=True,

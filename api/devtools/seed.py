@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ssl
+
 import httpx
 from sqlalchemy import select
 
@@ -29,7 +31,8 @@ class DemoIds:
     bcc_sync_address: str
 
 
-async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str) -> DemoIds:
+async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, gmail_topic: str,
+                    gmail_push_endpoint: str, gmail_push_audience: str, gmail_push_service_account: str) -> DemoIds:
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
     try:
@@ -55,8 +58,13 @@ async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str) -> D
             ids = DemoIds(str(account.id), users, account.bcc_sync_address)
     finally:
         await engine.dispose()
-    async with httpx.AsyncClient(base_url=sandbox_base_url, verify=ca_file) as client:
+    async with httpx.AsyncClient(base_url=sandbox_base_url, verify=ssl.create_default_context(cafile=ca_file)) as client:
         for email, name, _role, provider in DEMO_USERS:
             response = await client.post("/_sandbox/mailboxes", json={"provider": provider, "address": email, "name": name})
             response.raise_for_status()
+        # What an operator configures in Google Cloud: Pub/Sub pushes the watch topic to our webhook.
+        response = await client.post("/_sandbox/google/pubsub/subscriptions", json={
+            "topic": gmail_topic, "pushEndpoint": gmail_push_endpoint, "audience": gmail_push_audience,
+            "serviceAccountEmail": gmail_push_service_account})
+        response.raise_for_status()
     return ids

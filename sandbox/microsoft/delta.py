@@ -60,14 +60,15 @@ class Page:
 
 class DeltaRegistry:
     def __init__(self) -> None:
-        self.tokens: dict[str, Anchor | Page] = {}
+        # token -> (state, the mailbox's cursor epoch when the token was issued)
+        self.tokens: dict[str, tuple[Anchor | Page, int]] = {}
 
     def reset(self) -> None:
         self.tokens.clear()
 
-    def put(self, state: Anchor | Page) -> str:
+    def put(self, state: Anchor | Page, epoch: int) -> str:
         token = ids.opaque_token("", 40)
-        self.tokens[token] = state
+        self.tokens[token] = (state, epoch)
         return token
 
 
@@ -130,13 +131,13 @@ def _serve(call: GraphCall, page: Page) -> Response:
     if mailbox.replay_next_page:
         # Serve this very page again on the next request: clients must dedupe.
         mailbox.replay_next_page = False
-        body["@odata.nextLink"] = _link(call, folder_id, "skiptoken", registry.put(page))
+        body["@odata.nextLink"] = _link(call, folder_id, "skiptoken", registry.put(page, mailbox.cursor_epoch))
     elif page.offset + size < len(page.items):
         following = Page(**{**page.__dict__, "offset": page.offset + size})
-        body["@odata.nextLink"] = _link(call, folder_id, "skiptoken", registry.put(following))
+        body["@odata.nextLink"] = _link(call, folder_id, "skiptoken", registry.put(following, mailbox.cursor_epoch))
     else:
         anchor = Anchor(page.mailbox, page.folder, page.end_seq, page.select)
-        body["@odata.deltaLink"] = _link(call, folder_id, "deltatoken", registry.put(anchor))
+        body["@odata.deltaLink"] = _link(call, folder_id, "deltatoken", registry.put(anchor, mailbox.cursor_epoch))
     body["value"] = values
     return JSONResponse(body)
 
@@ -156,11 +157,12 @@ async def folder_delta(call: GraphCall) -> Response:
     if params.get("$deltatoken") == "latest":
         anchor = Anchor(mailbox.address.lower(), folder, mailbox.seq, select)
         return _serve(call, Page(anchor.mailbox, folder, (), 0, mailbox.seq, select, mailbox.seq))
-    state = registry.tokens.get(token)
-    if state is None or state.mailbox != mailbox.address.lower() or state.folder != folder:
+    entry = registry.tokens.get(token)
+    if entry is None:
         raise _gone()
-    anchored_at = state.seq if isinstance(state, Anchor) else state.started_seq
-    if anchored_at < mailbox.cursor_floor:
+    state, epoch = entry
+    # Tokens issued before the cursors were expired are gone; a resync started after it is not.
+    if state.mailbox != mailbox.address.lower() or state.folder != folder or epoch != mailbox.cursor_epoch:
         raise _gone()
     if isinstance(state, Page):
         return _serve(call, state)

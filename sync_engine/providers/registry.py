@@ -8,7 +8,9 @@ from sync_engine.settings import Settings
 
 
 def build_providers(settings: Settings) -> dict[Provider, MailProvider]:
+    from sync_engine.providers.gmail import build_gmail_provider
     from sync_engine.providers.outlook import build_outlook_provider
 
     providers: dict[Provider, MailProvider] = {Provider.OUTLOOK: build_outlook_provider(settings)}
+    providers[Provider.GMAIL] = build_gmail_provider(settings)
     return providers

@@ -113,9 +113,10 @@ async def test_expired_or_unknown_cursor_is_410(outlook, control):
             assert gone.status_code == 410 and gone.json()["error"]["code"] == "SyncStateNotFound"
         garbage = await graph.get("/me/mailFolders/inbox/messages/delta?$deltatoken=bogus")
         assert garbage.status_code == 410
-        # a fresh round works again
-        pages, _, _ = await _round(graph, "/me/mailFolders/inbox/messages/delta")
+        # a fresh round works again, and so does the deltaLink it ends with (no resync loop)
+        pages, fresh_link, _ = await _round(graph, "/me/mailFolders/inbox/messages/delta")
         assert len([m for p in pages for m in p]) == 2
+        assert (await graph.get(fresh_link)).status_code == 200
 
 
 async def test_string_boolean_quirk_and_latest_token(outlook, control):

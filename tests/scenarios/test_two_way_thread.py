@@ -17,7 +17,7 @@ import pytest
 from tests.support.flows import SEND, THREAD_EVENTS, connect_mailbox, sandbox_messages, thread_messages
 from tests.support.stack import Stack
 
-PROVIDERS = {"OUTLOOK": ("sentitems", "inbox")}
+PROVIDERS = {"OUTLOOK": ("sent", "inbox"), "GMAIL": ("sent", "inbox")}
 
 
 @pytest.mark.parametrize("provider", list(PROVIDERS))
@@ -29,8 +29,9 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
     await connect_mailbox(stack, tenant, provider, mailbox)
     # The provider was asked to push changes to us (Graph subscription / Gmail watch).
     async def subscribed():
-        subs = (await stack.sandbox.get("/_sandbox/subscriptions")).json()
-        subs = subs if isinstance(subs, list) else subs.get("subscriptions", subs.get("value", []))
+        path = "/_sandbox/subscriptions" if provider == "OUTLOOK" else "/_sandbox/google/watches"
+        subs = (await stack.sandbox.get(path)).json()
+        subs = subs if isinstance(subs, list) else subs.get("subscriptions", subs.get("watches", subs.get("value", [])))
         return [s for s in subs if mailbox.lower() in str(s).lower()]
 
     assert len(await stack.wait_for(subscribed, what="a provider subscription")) == 1
@@ -71,12 +72,12 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
     messages = await stack.wait_for(settled, what="three messages in the thread")
     await asyncio.sleep(0.5)  # let any late duplicate land before counting
     messages = await thread_messages(stack, tenant, thread_id)
-    texts = [m["text"] for m in messages]
+    texts = [(m["text"] or "").strip() for m in messages]
     assert texts.count("Does 3pm suit you?") == 1, texts  # the Sent Items copy was not imported again
     assert texts.count("3pm is perfect.") == 1, texts
     assert texts.count("See you there.") == 1, texts
     assert len(messages) == 3
-    crm = next(m for m in messages if m["text"] == "Does 3pm suit you?")
+    crm = next(m for m in messages if (m["text"] or "").strip() == "Does 3pm suit you?")
     assert crm["origin"] == "CRM" and crm["status"] == "SENT"
 
 

@@ -43,7 +43,9 @@ def free_port() -> int:
 
 def stack_settings(*, database_url: str, redis_url: str | None, sandbox_url: str, ca_file: str, port: int,
                    encryption_key: str, **overrides: Any) -> Settings:
-    overrides.setdefault("queue_name", f"emailsync:test:{uuid.uuid4().hex[:12]}")  # no job crosses stacks
+    tag = uuid.uuid4().hex[:12]
+    overrides.setdefault("queue_name", f"emailsync:test:{tag}")  # no job crosses stacks
+    overrides.setdefault("gmail_pubsub_topic", f"projects/emailsync-test/topics/gmail-{tag}")
     return Settings(
         **overrides,
         database_url=database_url,
@@ -178,6 +180,7 @@ async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url
         try:
             async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http, \
                     httpx.AsyncClient(base_url=sandbox_url, verify=trust(ca_file), timeout=30) as sandbox:
+                await register_gmail_push(sandbox, settings)
                 yield Stack(settings, runtime, sandbox_url, ca_file, http, sandbox)
         finally:
             if worker is not None:
@@ -188,6 +191,15 @@ async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url
                     worker.kill()
             server.should_exit = True
             await serve_task
+
+
+async def register_gmail_push(sandbox: httpx.AsyncClient, settings: Settings) -> None:
+    """What an operator sets up in Google Cloud: a Pub/Sub push subscription on the watch topic."""
+    endpoint = f"{settings.public_base_url}/webhooks/gmail"
+    response = await sandbox.post("/_sandbox/google/pubsub/subscriptions", json={
+        "topic": settings.gmail_pubsub_topic, "pushEndpoint": endpoint,
+        "audience": settings.gmail_push_audience or endpoint, "serviceAccountEmail": settings.gmail_push_service_account})
+    response.raise_for_status()
 
 
 def dump(data: Any) -> str:

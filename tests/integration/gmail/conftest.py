@@ -1,0 +1,279 @@
+"""The Gmail adapter against the real sandbox (Google OAuth, Gmail API v1, the batch
+endpoint, per-user quota, Pub/Sub push with OIDC tokens), over HTTPS on loopback with
+the sandbox's own CA.
+
+No HTTP layer is mocked: google-auth talks to the sandbox's token endpoint, httpx to
+its Gmail API. The sandbox's control API (``/_sandbox``) sets the world up.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from sandbox.server import SandboxServer
+from sync_engine.domain import ConnectedAccount, TokenSet
+from sync_engine.providers.gmail import GmailProvider, build_gmail_provider
+from sync_engine.settings import Settings
+
+REDIRECT_URI = "https://app.emailsync.test/oauth/gmail/callback"
+PUBLIC_BASE_URL = "https://crm.emailsync.test"
+PUSH_ACCOUNT = "gmail-push@emailsync-tests.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def control(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+    with sandbox.control_client(timeout=30) as client:
+        yield client
+
+
+def gmail_settings(sandbox: SandboxServer, **overrides: Any) -> Settings:
+    base = sandbox.base_url
+    fields: dict[str, Any] = dict(
+        google_auth_uri=f"{base}/o/oauth2/v2/auth",
+        google_token_uri=f"{base}/token",
+        google_revoke_uri=f"{base}/revoke",
+        google_certs_url=f"{base}/oauth2/v1/certs",
+        gmail_base_url=base,
+        ca_bundle=sandbox.ca_file,
+        google_client_id="emailsync-gmail-tests.apps.googleusercontent.com",
+        public_base_url=PUBLIC_BASE_URL,
+        gmail_push_service_account=PUSH_ACCOUNT,
+        gmail_pubsub_topic="projects/emailsync-tests/topics/gmail",
+    )
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+@pytest.fixture(scope="session")
+def settings(sandbox: SandboxServer) -> Settings:
+    return gmail_settings(sandbox)
+
+
+@pytest.fixture(scope="session")
+def provider(settings: Settings) -> Iterator[GmailProvider]:
+    built = build_gmail_provider(settings)
+    yield built
+    built.auth.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults_and_config(control: httpx.Client) -> Iterator[None]:
+    yield
+    control.delete("/faults")
+    r = control.patch("/config", json={"gmail_quota_per_minute": 15000, "gmail_quota_window_seconds": 60.0})
+    assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def mailbox(control: httpx.Client) -> str:
+    """A fresh Gmail mailbox (unique address) for one test."""
+    address = f"user-{uuid.uuid4().hex[:10]}@gmail.test"
+    r = control.post("/mailboxes", json={"provider": "gmail", "address": address, "name": "Test User"})
+    assert r.status_code == 201, r.text
+    return address
+
+
+async def sign_in(provider: GmailProvider, sandbox: SandboxServer, address: str) -> ConnectedAccount:
+    """The browser part of the auth-code flow: follow the authorize URL (login_hint signs
+    in without a form) through its redirects until the browser reaches our callback."""
+    request = await provider.begin_authorization(REDIRECT_URI, login_hint=address)
+    landed: list[httpx.URL] = []
+
+    def our_app(req: httpx.Request) -> httpx.Response:  # the callback route, as the browser meets it
+        landed.append(req.url)
+        return httpx.Response(200, text="signed in")
+
+    app_origin = f"{urlsplit(REDIRECT_URI).scheme}://{urlsplit(REDIRECT_URI).netloc}"
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=sandbox.ca_file), follow_redirects=True,
+                                 mounts={app_origin: httpx.MockTransport(our_app)}) as browser:
+        response = await browser.get(request.url)
+    assert response.status_code == 200 and len(landed) == 1, response.text
+    assert str(landed[0]).startswith(REDIRECT_URI)
+    params = {k: v[0] for k, v in parse_qs(landed[0].query.decode()).items()}
+    assert params["state"] == request.state
+    return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
+
+
+class Recorder:
+    """Collects ``on_tokens_refreshed`` calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[TokenSet] = []
+
+    async def __call__(self, tokens: TokenSet) -> None:
+        self.calls.append(tokens)
+
+
+@pytest.fixture
+def refreshed() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+async def connected(provider: GmailProvider, sandbox: SandboxServer, mailbox: str, refreshed: Recorder):
+    account = await sign_in(provider, sandbox, mailbox)
+    client = provider.client(account.tokens, refreshed)
+    try:
+        yield account, client
+    finally:
+        await client.aclose()
+
+
+class Checkpoint:
+    """An outbox row's durable send state, in memory."""
+
+    def __init__(self, state: dict[str, Any] | None = None, fail_on_save: int | None = None) -> None:
+        self.state: dict[str, Any] = dict(state or {})
+        self.saves: list[dict[str, Any]] = []
+        self._fail_on_save = fail_on_save
+
+    async def save(self, state: Any) -> None:
+        self.saves.append(dict(state))
+        self.state = dict(state)  # committed...
+        if self._fail_on_save == len(self.saves):
+            raise RuntimeError("worker killed right after the commit")  # ...then the worker dies
+
+
+class PushReceiver:
+    """A plain-HTTP Pub/Sub push endpoint: records every POST (headers, query, body)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], dict[str, str], bytes]] = []
+        self.event = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                # as the API route hands them over: lower-cased names
+                receiver.posts.append(({k.lower(): v for k, v in self.headers.items()}, query, body))
+                receiver.event.set()
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/gmail"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[tuple[dict[str, str], dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.posts) >= count:
+                return list(self.posts)
+            self.event.wait(0.05)
+            self.event.clear()
+        raise AssertionError(f"expected {count} push(es), got {len(self.posts)}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def push_receiver() -> Iterator[PushReceiver]:
+    receiver = PushReceiver()
+    yield receiver
+    receiver.close()
+
+
+class World:
+    """Helpers the tests use to drive and inspect the sandbox (a fixture, because the
+    test modules are imported with ``--import-mode=importlib`` and cannot import this)."""
+
+    redirect_uri = REDIRECT_URI
+    push_account = PUSH_ACCOUNT
+    public_base_url = PUBLIC_BASE_URL
+
+    def __init__(self, provider: GmailProvider, sandbox: SandboxServer, control: httpx.Client) -> None:
+        self.provider, self.sandbox, self.control = provider, sandbox, control
+
+    async def sign_in(self, address: str, provider: GmailProvider | None = None) -> ConnectedAccount:
+        return await sign_in(provider or self.provider, self.sandbox, address)
+
+    def settings(self, **overrides: Any) -> Settings:
+        return gmail_settings(self.sandbox, **overrides)
+
+    def messages(self, address: str, folder: str | None = None) -> list[dict[str, Any]]:
+        r = self.control.get(f"/mailboxes/{address}/messages", params={"folder": folder} if folder else None)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def message(self, address: str, message_id: str) -> dict[str, Any]:
+        r = self.control.get(f"/mailboxes/{address}/messages/{message_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def requests(self, address: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+        params = {"mailbox": address} if address else {}
+        if path:
+            params["path"] = path
+        r = self.control.get("/requests", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def inbound(self, address: str, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("from", {"address": "client@example.com", "name": "A Client"})
+        r = self.control.post(f"/mailboxes/{address}/inbound", json=fields)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def inbound_bulk(self, address: str, messages: list[dict[str, Any]]) -> None:
+        for m in messages:
+            m.setdefault("from", {"address": "client@example.com", "name": "A Client"})
+        r = self.control.post(f"/mailboxes/{address}/inbound/bulk", json={"messages": messages})
+        assert r.status_code in (200, 201), r.text
+
+    def owner_sends(self, address: str, **fields: Any) -> dict[str, Any]:
+        r = self.control.post(f"/mailboxes/{address}/send", json=fields)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def fault(self, **spec: Any) -> None:
+        r = self.control.post("/faults", json=spec)
+        assert r.status_code == 201, r.text
+
+    def config(self, **values: Any) -> None:
+        r = self.control.patch("/config", json=values)
+        assert r.status_code == 200, r.text
+
+    def subscribe(self, topic: str, endpoint: str, audience: str, account: str = PUSH_ACCOUNT) -> None:
+        r = self.control.post("/google/pubsub/subscriptions", json={
+            "topic": topic, "pushEndpoint": endpoint, "audience": audience, "serviceAccountEmail": account})
+        assert r.status_code in (200, 201), r.text
+
+    def watches(self) -> list[dict[str, Any]]:
+        r = self.control.get("/google/watches")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture
+def world(provider: GmailProvider, sandbox: SandboxServer, control: httpx.Client) -> World:
+    return World(provider, sandbox, control)
+
+
+@pytest.fixture
+def checkpoint_factory():
+    return Checkpoint

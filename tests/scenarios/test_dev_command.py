@@ -72,6 +72,23 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
                 break
             time.sleep(0.1)
         assert conn == {"status": "ACTIVE", "address": "olivia@demo-realty.example"}
+
+        # Sam connects the seeded Gmail mailbox the same way (Google's account chooser).
+        sam = re.search(r"Sam's token:\s+(\S+)", banner).group(1)
+        api.headers["Authorization"] = f"Bearer {sam}"
+        url = gql('mutation { startEmailConnection(input: {provider: GMAIL, redirectUri: "http://127.0.0.1:%d/healthz"}) '
+                  "{ authorizationUrl userErrors { code } } }" % port)["startEmailConnection"]["authorizationUrl"]
+        chooser = browser.get(url)
+        assert "sam@demo-realty.example" in chooser.text
+        link = html.unescape(re.search(r'href="([^"]+)"', chooser.text).group(1))
+        landed = httpx.get(browser.get(httpx.URL(url).join(link)).headers["location"])
+        assert "emailConnection=connected" in landed.headers["location"]
+        for _ in range(100):
+            conn = gql("{ emailConnection { status provider } }")["emailConnection"]
+            if conn and conn["status"] == "ACTIVE":
+                break
+            time.sleep(0.1)
+        assert conn == {"status": "ACTIVE", "provider": "GMAIL"}
     finally:
         proc.terminate()
         proc.wait(timeout=20)

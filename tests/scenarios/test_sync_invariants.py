@@ -34,7 +34,7 @@ async def _settled_connection(stack: Stack, tenant: Tenant) -> EmailConnection:
 
     async def probe():
         conn = await _connection(stack, tenant)
-        idle = conn.watch_id and conn.sync_lease_owner is None and conn.sync_done_seq >= conn.sync_requested_seq
+        idle = conn.watch_id and conn.last_sync_at and conn.sync_lease_owner is None and conn.sync_done_seq >= conn.sync_requested_seq
         return conn if idle else None
 
     return await stack.wait_for(probe, what="an idle connection")

@@ -1,0 +1,113 @@
+"""Provider trouble end to end, for both providers: expired cursors, forged pushes, quota."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select
+
+from db.models import EmailConnection, Message
+from tests.support.flows import connect_mailbox
+from tests.support.stack import Stack, Tenant
+
+
+async def _count(stack: Stack, tenant: Tenant) -> list[str]:
+    async with stack.runtime.sessions() as session:
+        return sorted(await session.scalars(select(Message.subject).where(Message.sub_account_id == tenant.sub_account_id)))
+
+
+async def _inbound(stack: Stack, mailbox: str, sender: str, subject: str) -> None:
+    response = await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound",
+                                        json={"from": sender, "to": [mailbox], "subject": subject, "text": subject})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("provider", ["OUTLOOK", "GMAIL"])
+async def test_expired_cursor_means_a_full_resync_without_duplicates(stack: Stack, provider: str) -> None:
+    contact = f"c-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Resync", contacts=(contact,))
+    mailbox = tenant.user_email
+    await connect_mailbox(stack, tenant, provider, mailbox)
+    await _inbound(stack, mailbox, contact, "one")
+    await stack.wait_for(lambda: _count(stack, tenant), what="the first message")
+    # The provider forgets our delta token / history id; then something new arrives.
+    assert (await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/expire-cursors")).status_code == 200
+    await _inbound(stack, mailbox, contact, "two")
+
+    async def both():
+        subjects = await _count(stack, tenant)
+        return subjects if len(subjects) >= 2 else None
+
+    await stack.wait_for(both, timeout=30, what="the message after the resync")
+    await stack.graphql("mutation { requestSync { userErrors { code } } }", token=tenant.token)
+    await asyncio.sleep(1.0)
+    assert await _count(stack, tenant) == ["one", "two"]
+    conn = (await stack.graphql("{ emailConnection { status } }", token=tenant.token))["emailConnection"]
+    assert conn["status"] == "ACTIVE"
+
+
+async def test_gmail_push_that_is_not_from_google_is_refused_and_changes_nothing(stack: Stack) -> None:
+    tenant = await stack.seed_tenant(name="Forged push")
+    mailbox = tenant.user_email
+    await connect_mailbox(stack, tenant, "GMAIL", mailbox)
+
+    async def idle():
+        async with stack.runtime.sessions() as session:
+            conn = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id))
+        settled = conn.watch_expires_at and conn.last_sync_at and conn.sync_lease_owner is None
+        return conn if settled and conn.sync_done_seq >= conn.sync_requested_seq else None
+
+    before = await stack.wait_for(idle, what="an idle Gmail connection")
+    data = base64.b64encode(json.dumps({"emailAddress": mailbox, "historyId": "999999"}).encode()).decode()
+    envelope = {"message": {"data": data, "messageId": "1", "publishTime": "2026-01-01T00:00:00Z"},
+                "subscription": "projects/x/subscriptions/y"}
+    audience = f"{stack.base_url}/webhooks/gmail"
+    forger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.now(UTC)
+    forged = jwt.encode({"iss": "https://accounts.google.com", "aud": audience, "email": stack.settings.gmail_push_service_account,
+                         "email_verified": True, "sub": "1", "iat": now, "exp": now + timedelta(minutes=5)},
+                        forger_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()),
+                        algorithm="RS256", headers={"kid": "forged"})
+    for headers in ({}, {"Authorization": f"Bearer {forged}"}, {"Authorization": "Bearer not-a-jwt"}):
+        response = await stack.http.post("/webhooks/gmail", json=envelope, headers=headers)
+        assert response.status_code == 401, (headers, response.status_code)
+    async with stack.runtime.sessions() as session:
+        after = await session.scalar(select(EmailConnection).where(EmailConnection.id == before.id))
+        pending = await session.scalar(select(func.count(Message.id)).where(Message.sub_account_id == tenant.sub_account_id))
+    assert after.sync_requested_seq == before.sync_requested_seq and pending == 0
+
+
+async def test_gmail_quota_429_slows_the_import_down_but_it_finishes(stack: Stack) -> None:
+    contact = f"q-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Quota", contacts=(contact,))
+    mailbox = tenant.user_email
+    await stack.sandbox.post("/_sandbox/mailboxes", json={"provider": "gmail", "address": mailbox, "name": "Owner"})
+    specs = [{"from": contact, "to": [mailbox], "subject": f"m{i:02d}", "text": "x"} for i in range(40)]
+    assert (await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound/bulk", json={"messages": specs})).status_code == 201
+    config = (await stack.sandbox.get("/_sandbox/config")).json()
+    await stack.sandbox.patch("/_sandbox/config", json={"gmail_quota_per_minute": 150, "gmail_quota_window_seconds": 2})
+    try:
+        await stack.sandbox.delete("/_sandbox/requests")
+        await connect_mailbox(stack, tenant, "GMAIL", mailbox)
+
+        async def all_in():
+            subjects = await _count(stack, tenant)
+            return subjects if len(subjects) >= 40 else None
+
+        await stack.wait_for(all_in, timeout=60, what="the throttled import")
+        log = (await stack.sandbox.get("/_sandbox/requests", params={"mailbox": mailbox})).json()
+        assert any(r["status"] == 429 for r in log), "the lowered quota was never hit"
+        assert await _count(stack, tenant) == [f"m{i:02d}" for i in range(40)]
+    finally:
+        await stack.sandbox.patch("/_sandbox/config", json={
+            "gmail_quota_per_minute": config.get("gmail_quota_per_minute", 15000),
+            "gmail_quota_window_seconds": config.get("gmail_quota_window_seconds", 60)})

@@ -93,6 +93,17 @@ async def connection_by_watch_id(session: AsyncSession, watch_id: str) -> EmailC
     return await session.scalar(select(EmailConnection).where(EmailConnection.watch_id == watch_id))
 
 
+async def current_connection(session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection | None:
+    """The user's connected mailbox (the one new CRM mail goes out through)."""
+    return await session.scalar(
+        select(EmailConnection).where(
+            EmailConnection.sub_account_id == sub_account_id,
+            EmailConnection.user_id == user_id,
+            EmailConnection.is_current.is_(True),
+        )
+    )
+
+
 async def current_connection_by_address(session: AsyncSession, provider: str, address: str) -> EmailConnection | None:
     return await session.scalar(
         select(EmailConnection).where(

@@ -146,13 +146,7 @@ async def complete_connection(rt: Runtime, *, provider: Provider, params: Mappin
 
 async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection:
     async with rt.sessions.begin() as session:
-        conn = await session.scalar(
-            select(EmailConnection).where(
-                EmailConnection.sub_account_id == sub_account_id,
-                EmailConnection.user_id == user_id,
-                EmailConnection.is_current.is_(True),
-            )
-        )
+        conn = await repo.current_connection(session, sub_account_id, user_id)
         if conn is None:
             raise ServiceError("NOT_CONNECTED", "no mailbox is connected")
         conn.is_current = False
@@ -196,13 +190,7 @@ async def _discard_refresh(tokens: TokenSet) -> None:
 
 async def request_sync(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection:
     async with rt.sessions.begin() as session:
-        conn = await session.scalar(
-            select(EmailConnection).where(
-                EmailConnection.sub_account_id == sub_account_id,
-                EmailConnection.user_id == user_id,
-                EmailConnection.is_current.is_(True),
-            )
-        )
+        conn = await repo.current_connection(session, sub_account_id, user_id)
         if conn is None:
             raise ServiceError("NOT_CONNECTED", "no mailbox is connected")
         if conn.status == ConnectionStatus.REAUTH_REQUIRED:

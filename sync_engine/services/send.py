@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
 
-from db.models import Attachment, ConnectionStatus, EmailConnection, Message, OutboxItem, Thread
+from db.models import Attachment, ConnectionStatus, Message, OutboxItem, Thread
 from db.repositories import mailbox_sync as repo
 from sync_engine.content import sanitize_html, snippet
 from sync_engine.domain import OutgoingAttachment
@@ -66,13 +66,7 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
             )
             if thread is None:
                 raise NotFound("thread", "threadId")
-        conn = await session.scalar(
-            select(EmailConnection).where(
-                EmailConnection.sub_account_id == sub_account_id,
-                EmailConnection.user_id == user_id,
-                EmailConnection.is_current.is_(True),
-            )
-        )
+        conn = await repo.current_connection(session, sub_account_id, user_id)
         usable = conn if conn is not None and conn.status in ConnectionStatus.LIVE else None
         if route_for(EmailKind.INDIVIDUAL, usable.address if usable else None) is not SenderRoute.MAILBOX:
             raise ServiceError("NO_SENDER", "no connected mailbox can send this email; connect a mailbox first")

@@ -91,6 +91,21 @@ async def test_incremental_uses_history_and_fetches_only_added(connected, world)
     assert len(gets) == 3 and all("format=full" in r["query"] for r in gets)
 
 
+async def test_increment_resumes_from_a_history_record_id(connected, world):
+    account, client = connected
+    cursor = (await run_sync(client, None))[-1].cursor
+    world.inbound_bulk(account.address, [{"subject": f"h{i}", "text": "x"} for i in range(130)])
+    passes = client.sync(cursor)
+    first = await anext(passes)  # 100 history records a page
+    await passes.aclose()  # the worker dies after committing the first page
+    assert not first.complete and len(first.changes) == 100
+    assert int(cursor["history_id"]) < int(first.cursor["history_id"])
+    rest = await run_sync(client, first.cursor)
+    seen = {c.provider_id for c in first.changes}
+    rest_ids = {c.provider_id for c in changes_of(rest)}
+    assert len(rest_ids) == 30 and not rest_ids & seen and rest[-1].complete
+
+
 async def test_full_sync_resumes_from_a_mid_pass_cursor(world, mailbox, refreshed):
     small = build_gmail_provider(world.settings())
     small.list_page_size, small.batch_size = 10, 5

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.sandbox.google.conftest import FULL, MODIFY
+from tests.sandbox.google.conftest import FULL
 from tests.sandbox.google.discovery_schema import SAMPLES
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.ids import from_global_id
 from api.types.account import sub_account_from_row, user_from_row
 from api.types.contact import contact_from_row
@@ -23,17 +24,13 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     viewer = ctx.require_member()
     loaders = ctx.loaders
     if type_name == "Thread":
-        row = await loaders.thread.load(id_)
-        return thread_from_row(row) if row is not None else None
+        return await load_as(loaders.thread, id_, thread_from_row)
     if type_name == "Message":
-        row = await loaders.message.load(id_)
-        return message_from_row(row) if row is not None else None
+        return await load_as(loaders.message, id_, message_from_row)
     if type_name == "Contact":
-        row = await loaders.contact.load(id_)
-        return contact_from_row(row) if row is not None else None
+        return await load_as(loaders.contact, id_, contact_from_row)
     if type_name == "User":
-        row = await loaders.user.load(id_)
-        return user_from_row(row) if row is not None else None
+        return await load_as(loaders.user, id_, user_from_row)
     if type_name == "EmailConnection":
         row = await loaders.connection.load(id_)
         if row is None or not (viewer.is_admin or row.user_id == viewer.user_id):

@@ -12,6 +12,7 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.errors import BadUserInput
 from api.ids import decode_text_cursor, decode_time_cursor, encode_text_cursor, encode_time_cursor, parse_global_id
 from api.node import resolve_node
@@ -20,7 +21,7 @@ from api.types.account import Viewer, viewer_from_auth
 from api.types.contact import Contact, contact_from_row
 from api.types.email_connection import EmailConnection, email_connection_from_row
 from api.types.node import Node
-from api.types.pagination import Connection, make_connection
+from api.types.pagination import Connection, connection_from_page, empty_connection, keyset_after
 from api.types.sync_skip import SyncSkip, sync_skip_from_row
 from api.types.thread import Thread, thread_cursor, thread_from_row
 from db.repositories import connection_reads, contacts, skips, threads
@@ -38,10 +39,6 @@ class ThreadFilter:
     connection_id: strawberry.ID | None = strawberry.field(
         default=None, description="Only threads of this mailbox connection."
     )
-
-
-def _empty() -> Connection:  # type: ignore[type-arg]
-    return make_connection([], [], has_next=False, had_cursor=False)
 
 
 def _filter_id(value: strawberry.ID | None, type_name: str) -> tuple[bool, uuid.UUID | None]:
@@ -94,16 +91,12 @@ class Query:
         filter: Annotated[ThreadFilter | None, strawberry.argument(description="Optional narrowing.")] = None,
     ) -> Connection[Thread]:
         viewer = info.context.require_member()
-        keyset = None
-        if after is not None:
-            keyset = decode_time_cursor(after)
-            if keyset is None:
-                raise BadUserInput("invalid cursor")
+        keyset = keyset_after(after, decode_time_cursor)
         f = filter or ThreadFilter()
         ok_contact, contact_id = _filter_id(f.contact_id, "Contact")
         ok_connection, connection_id = _filter_id(f.connection_id, "EmailConnection")
         if not (ok_contact and ok_connection):
-            return _empty()
+            return empty_connection()
         async with info.context.runtime.engine.connect() as conn:
             page = await threads.list_threads(
                 conn,
@@ -114,23 +107,14 @@ class Query:
                 connection_id=connection_id,
                 unread_only=f.unread_only,
             )
-        rows = page.rows
-        return make_connection(
-            [thread_from_row(r) for r in rows],
-            [thread_cursor(r) for r in rows],
-            has_next=page.has_next,
-            had_cursor=after is not None,
-        )
+        return connection_from_page(page, thread_from_row, thread_cursor, after=after)
 
     @strawberry.field(
         description="One thread (null if unknown or of another sub-account).", permission_classes=[IsMember]
     )
     async def thread(self, info: Info, id: Annotated[strawberry.ID, _GLOBAL_ID]) -> Thread | None:
         thread_id = parse_global_id(id, "Thread")
-        if thread_id is None:
-            return None
-        row = await info.context.loaders.thread.load(thread_id)
-        return thread_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.thread, thread_id, thread_from_row)
 
     @strawberry.field(
         description="Contacts, by email address; `search` matches email or name.", permission_classes=[IsMember]
@@ -143,22 +127,15 @@ class Query:
         search: Annotated[str | None, strawberry.argument(description="Case-insensitive substring.")] = None,
     ) -> Connection[Contact]:
         viewer = info.context.require_member()
-        keyset = None
-        if after is not None:
-            keyset = decode_text_cursor(after)
-            if keyset is None:
-                raise BadUserInput("invalid cursor")
+        keyset = keyset_after(after, decode_text_cursor)
         if search is not None and len(search) > 200:
             raise BadUserInput("search is longer than 200 characters")
         async with info.context.runtime.engine.connect() as conn:
             page = await contacts.list_contacts(
                 conn, viewer.sub_account_id, limit=clamp_page_size(first), after=keyset, search=search
             )
-        return make_connection(
-            [contact_from_row(r) for r in page.rows],
-            [encode_text_cursor(r.email_normalized, r.id) for r in page.rows],
-            has_next=page.has_next,
-            had_cursor=after is not None,
+        return connection_from_page(
+            page, contact_from_row, lambda r: encode_text_cursor(r.email_normalized, r.id), after=after
         )
 
     @strawberry.field(
@@ -176,14 +153,10 @@ class Query:
         ] = None,
     ) -> Connection[SyncSkip]:
         viewer = info.context.require_member()
-        keyset = None
-        if after is not None:
-            keyset = decode_time_cursor(after)
-            if keyset is None:
-                raise BadUserInput("invalid cursor")
+        keyset = keyset_after(after, decode_time_cursor)
         ok, conn_id = _filter_id(connection_id, "EmailConnection")
         if not ok:
-            return _empty()
+            return empty_connection()
         owner = None if viewer.is_admin else viewer.user_id
         async with info.context.runtime.engine.connect() as conn:
             page = await skips.list_sync_skips(
@@ -194,11 +167,8 @@ class Query:
                 owner_user_id=owner,
                 connection_id=conn_id,
             )
-        return make_connection(
-            [sync_skip_from_row(r) for r in page.rows],
-            [encode_time_cursor(r.created_at, r.id) for r in page.rows],
-            has_next=page.has_next,
-            had_cursor=after is not None,
+        return connection_from_page(
+            page, sync_skip_from_row, lambda r: encode_time_cursor(r.created_at, r.id), after=after
         )
 
     @strawberry.field(

@@ -6,8 +6,9 @@ A loader answers ``None`` for ids of other sub-accounts, exactly as for unknown 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -20,6 +21,9 @@ from api.dataloaders.skip_count_by_connection import load_skip_counts
 from api.dataloaders.thread_by_id import load_threads
 from api.dataloaders.user_by_id import load_users
 from sync_engine.runtime import Runtime
+
+KeyT = TypeVar("KeyT")
+T = TypeVar("T")
 
 
 class Loaders:
@@ -70,3 +74,11 @@ class Loaders:
     @cached_property
     def skip_count(self) -> DataLoader[uuid.UUID, int]:
         return self._make(load_skip_counts)
+
+
+async def load_as(loader: DataLoader[KeyT, Any], key: KeyT | None, build: Callable[[Any], T]) -> T | None:
+    """``build(row)`` for the row ``loader`` finds under ``key``; None without a key or a row."""
+    if key is None:
+        return None
+    row = await loader.load(key)
+    return build(row) if row is not None else None

@@ -13,11 +13,10 @@ import strawberry
 from api.auth import ViewerKind
 from api.context import Info
 from api.errors import Forbidden
-from api.ids import parse_global_id
 from api.types.account import ApiKey, api_key_from_row
-from api.types.user_errors import AccountError, user_error, user_errors
+from api.types.user_errors import AccountError, input_id, service_errors_as
 from sync_engine.services import accounts
-from sync_engine.services.errors import ServiceError
+from sync_engine.services.errors import NotFound
 
 
 @strawberry.input(description="A new API key.")
@@ -31,36 +30,30 @@ class CreateApiKeyInput:
 
 @strawberry.type(description="Result of createApiKey.")
 class CreateApiKeyPayload:
-    api_key: ApiKey | None = strawberry.field(description="The key's metadata.")
-    key: str | None = strawberry.field(description="The secret key. Shown only in this response: store it now.")
-    user_errors: list[AccountError] = strawberry.field(description="Why it failed, if it did.")
+    api_key: ApiKey | None = strawberry.field(default=None, description="The key's metadata.")
+    key: str | None = strawberry.field(
+        default=None, description="The secret key. Shown only in this response: store it now."
+    )
+    user_errors: list[AccountError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
-def _failed(code: str, message: str, field: str | None) -> CreateApiKeyPayload:
-    return CreateApiKeyPayload(api_key=None, key=None, user_errors=[user_error(AccountError, code, message, field)])
-
-
+@service_errors_as(CreateApiKeyPayload, AccountError)
 async def create_api_key(
     info: Info, input: Annotated[CreateApiKeyInput, strawberry.argument(description="The key.")]
 ) -> CreateApiKeyPayload:
     viewer = info.context.require_viewer()
     sub_account_id = None
     if input.sub_account_id is not None:
-        sub_account_id = parse_global_id(input.sub_account_id, "SubAccount")
-        if sub_account_id is None:
-            return _failed("NOT_FOUND", "sub-account not found", "subAccountId")
+        sub_account_id = input_id(input.sub_account_id, "SubAccount", what="sub-account", field="subAccountId")
     rt = info.context.runtime
-    try:
-        if viewer.kind is ViewerKind.AGENCY_KEY:
-            row, key = await accounts.create_api_key(
-                rt, name=input.name, sub_account_id=sub_account_id, agency_id=viewer.agency_id
-            )
-        else:
-            if not viewer.is_admin or viewer.sub_account_id is None:
-                raise Forbidden("this needs the admin role")
-            if sub_account_id not in (None, viewer.sub_account_id):
-                return _failed("NOT_FOUND", "sub-account not found", "subAccountId")
-            row, key = await accounts.create_api_key(rt, name=input.name, sub_account_id=viewer.sub_account_id)
-    except ServiceError as exc:
-        return CreateApiKeyPayload(api_key=None, key=None, user_errors=user_errors(AccountError, exc))
-    return CreateApiKeyPayload(api_key=api_key_from_row(row), key=key, user_errors=[])
+    if viewer.kind is ViewerKind.AGENCY_KEY:
+        row, key = await accounts.create_api_key(
+            rt, name=input.name, sub_account_id=sub_account_id, agency_id=viewer.agency_id
+        )
+    else:
+        if not viewer.is_admin or viewer.sub_account_id is None:
+            raise Forbidden("this needs the admin role")
+        if sub_account_id not in (None, viewer.sub_account_id):
+            raise NotFound("sub-account", "subAccountId")
+        row, key = await accounts.create_api_key(rt, name=input.name, sub_account_id=viewer.sub_account_id)
+    return CreateApiKeyPayload(api_key=api_key_from_row(row), key=key)

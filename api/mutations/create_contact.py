@@ -8,9 +8,8 @@ import strawberry
 
 from api.context import Info
 from api.types.contact import Contact, contact_from_row
-from api.types.user_errors import ContactError, user_errors
+from api.types.user_errors import ContactError, service_errors_as
 from sync_engine.services import contacts as contact_service
-from sync_engine.services.errors import ServiceError
 
 
 @strawberry.input(description="A new contact.")
@@ -21,19 +20,17 @@ class CreateContactInput:
 
 @strawberry.type(description="Result of createContact.")
 class CreateContactPayload:
-    contact: Contact | None = strawberry.field(description="The new contact (null on failure).")
-    user_errors: list[ContactError] = strawberry.field(description="Why it failed, if it did.")
+    contact: Contact | None = strawberry.field(default=None, description="The new contact (null on failure).")
+    user_errors: list[ContactError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(CreateContactPayload, ContactError)
 async def create_contact(
     info: Info, input: Annotated[CreateContactInput, strawberry.argument(description="The contact.")]
 ) -> CreateContactPayload:
     viewer = info.context.require_member()
-    try:
-        contact = await contact_service.create_contact(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, email=input.email, name=input.name
-        )
-    except ServiceError as exc:
-        return CreateContactPayload(contact=None, user_errors=user_errors(ContactError, exc))
+    contact = await contact_service.create_contact(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, email=input.email, name=input.name
+    )
     info.context.shared_reads_changed()
-    return CreateContactPayload(contact=contact_from_row(contact), user_errors=[])
+    return CreateContactPayload(contact=contact_from_row(contact))

@@ -8,7 +8,7 @@ import strawberry
 
 from api.context import Info
 from api.types.account import SubAccount, sub_account_from_row
-from api.types.user_errors import AccountError, user_error, user_errors
+from api.types.user_errors import AccountError, service_errors_as
 from sync_engine.services import accounts
 from sync_engine.services.errors import ServiceError
 
@@ -23,22 +23,19 @@ class CreateSubAccountInput:
 
 @strawberry.type(description="Result of createSubAccount.")
 class CreateSubAccountPayload:
-    sub_account: SubAccount | None = strawberry.field(description="The new sub-account, with its BCC sync address.")
-    user_errors: list[AccountError] = strawberry.field(description="Why it failed, if it did.")
+    sub_account: SubAccount | None = strawberry.field(
+        default=None, description="The new sub-account, with its BCC sync address."
+    )
+    user_errors: list[AccountError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(CreateSubAccountPayload, AccountError)
 async def create_sub_account(
     info: Info, input: Annotated[CreateSubAccountInput, strawberry.argument(description="The sub-account.")]
 ) -> CreateSubAccountPayload:
     viewer = info.context.require_viewer()
     agency_id = viewer.agency_id or ""
     if input.agency_id is not None and input.agency_id != agency_id:
-        return CreateSubAccountPayload(
-            sub_account=None,
-            user_errors=[user_error(AccountError, "FORBIDDEN", "the key belongs to another agency", "agencyId")],
-        )
-    try:
-        sub_account = await accounts.create_sub_account(info.context.runtime, agency_id=agency_id, name=input.name)
-    except ServiceError as exc:
-        return CreateSubAccountPayload(sub_account=None, user_errors=user_errors(AccountError, exc))
-    return CreateSubAccountPayload(sub_account=sub_account_from_row(sub_account), user_errors=[])
+        raise ServiceError("FORBIDDEN", "the key belongs to another agency", "agencyId")
+    sub_account = await accounts.create_sub_account(info.context.runtime, agency_id=agency_id, name=input.name)
+    return CreateSubAccountPayload(sub_account=sub_account_from_row(sub_account))

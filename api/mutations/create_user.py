@@ -7,11 +7,9 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.ids import parse_global_id
 from api.types.account import Role, User, user_from_row
-from api.types.user_errors import AccountError, user_error, user_errors
+from api.types.user_errors import AccountError, input_id, service_errors_as
 from sync_engine.services import accounts
-from sync_engine.services.errors import ServiceError
 
 
 @strawberry.input(description="A new user.")
@@ -24,28 +22,22 @@ class CreateUserInput:
 
 @strawberry.type(description="Result of createUser.")
 class CreateUserPayload:
-    user: User | None = strawberry.field(description="The new user (null on failure).")
-    user_errors: list[AccountError] = strawberry.field(description="Why it failed, if it did.")
+    user: User | None = strawberry.field(default=None, description="The new user (null on failure).")
+    user_errors: list[AccountError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(CreateUserPayload, AccountError)
 async def create_user(
     info: Info, input: Annotated[CreateUserInput, strawberry.argument(description="The user.")]
 ) -> CreateUserPayload:
     viewer = info.context.require_viewer()
-    sub_account_id = parse_global_id(input.sub_account_id, "SubAccount")
-    if sub_account_id is None:
-        return CreateUserPayload(
-            user=None, user_errors=[user_error(AccountError, "NOT_FOUND", "sub-account not found", "subAccountId")]
-        )
-    try:
-        user = await accounts.create_user(
-            info.context.runtime,
-            sub_account_id=sub_account_id,
-            email=input.email,
-            name=input.name,
-            role=input.role.value,
-            agency_id=viewer.agency_id or "",
-        )
-    except ServiceError as exc:
-        return CreateUserPayload(user=None, user_errors=user_errors(AccountError, exc))
-    return CreateUserPayload(user=user_from_row(user), user_errors=[])
+    sub_account_id = input_id(input.sub_account_id, "SubAccount", what="sub-account", field="subAccountId")
+    user = await accounts.create_user(
+        info.context.runtime,
+        sub_account_id=sub_account_id,
+        email=input.email,
+        name=input.name,
+        role=input.role.value,
+        agency_id=viewer.agency_id or "",
+    )
+    return CreateUserPayload(user=user_from_row(user))

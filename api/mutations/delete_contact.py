@@ -7,10 +7,8 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.ids import parse_global_id
-from api.types.user_errors import ContactError, user_error, user_errors
+from api.types.user_errors import ContactError, input_id, service_errors_as
 from sync_engine.services import contacts as contact_service
-from sync_engine.services.errors import ServiceError
 
 
 @strawberry.input(description="The contact to delete.")
@@ -20,24 +18,20 @@ class DeleteContactInput:
 
 @strawberry.type(description="Result of deleteContact.")
 class DeleteContactPayload:
-    deleted_contact_id: strawberry.ID | None = strawberry.field(description="Global id of the deleted contact.")
-    user_errors: list[ContactError] = strawberry.field(description="Why it failed, if it did.")
+    deleted_contact_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Global id of the deleted contact."
+    )
+    user_errors: list[ContactError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(DeleteContactPayload, ContactError)
 async def delete_contact(
     info: Info, input: Annotated[DeleteContactInput, strawberry.argument(description="The contact.")]
 ) -> DeleteContactPayload:
     viewer = info.context.require_member()
-    contact_id = parse_global_id(input.id, "Contact")
-    if contact_id is None:
-        return DeleteContactPayload(
-            deleted_contact_id=None, user_errors=[user_error(ContactError, "NOT_FOUND", "contact not found", "id")]
-        )
-    try:
-        await contact_service.delete_contact(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, contact_id=contact_id
-        )
-    except ServiceError as exc:
-        return DeleteContactPayload(deleted_contact_id=None, user_errors=user_errors(ContactError, exc))
+    contact_id = input_id(input.id, "Contact", what="contact", field="id")
+    await contact_service.delete_contact(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, contact_id=contact_id
+    )
     info.context.shared_reads_changed()
-    return DeleteContactPayload(deleted_contact_id=input.id, user_errors=[])
+    return DeleteContactPayload(deleted_contact_id=input.id)

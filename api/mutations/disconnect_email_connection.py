@@ -5,33 +5,29 @@ from __future__ import annotations
 import strawberry
 
 from api.context import Info
-from api.types.email_connection import EmailConnection
-from api.types.user_errors import EmailConnectionError, user_errors
-from sync_engine.services.errors import ServiceError
+from api.dataloaders import load_as
+from api.types.email_connection import EmailConnection, email_connection_from_row
+from api.types.user_errors import EmailConnectionError, service_errors_as
 
 
 @strawberry.type(description="Result of disconnectEmailConnection.")
 class DisconnectEmailConnectionPayload:
-    email_connection: EmailConnection | None = strawberry.field(description="The connection, now disconnected.")
-    user_errors: list[EmailConnectionError] = strawberry.field(description="Why it failed, if it did.")
+    email_connection: EmailConnection | None = strawberry.field(
+        default=None, description="The connection, now disconnected."
+    )
+    user_errors: list[EmailConnectionError] = strawberry.field(
+        default_factory=list, description="Why it failed, if it did."
+    )
 
 
+@service_errors_as(DisconnectEmailConnectionPayload, EmailConnectionError)
 async def disconnect_email_connection(info: Info) -> DisconnectEmailConnectionPayload:
     from sync_engine.services.connections import disconnect_connection
 
     viewer = info.context.require_user()
-    try:
-        connection = await disconnect_connection(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
-        )
-    except ServiceError as exc:
-        return DisconnectEmailConnectionPayload(email_connection=None, user_errors=user_errors(EmailConnectionError, exc))
-    return DisconnectEmailConnectionPayload(email_connection=await _reload(info, connection.id), user_errors=[])
-
-
-async def _reload(info: Info, connection_id: object) -> EmailConnection | None:
-    """Reload through the read path, which selects display columns only."""
-    from api.types.email_connection import email_connection_from_row
-
-    row = await info.context.loaders.connection.load(connection_id)
-    return email_connection_from_row(row) if row is not None else None
+    connection = await disconnect_connection(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
+    )
+    # Reloaded through the read path, which selects display columns only.
+    reloaded = await load_as(info.context.loaders.connection, connection.id, email_connection_from_row)
+    return DisconnectEmailConnectionPayload(email_connection=reloaded)

@@ -7,10 +7,9 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.ids import parse_global_id
+from api.dataloaders import load_as
 from api.types.thread import Thread, thread_from_row
-from api.types.user_errors import ThreadError, user_error, user_errors
-from sync_engine.services.errors import ServiceError
+from api.types.user_errors import ThreadError, input_id, service_errors_as
 
 
 @strawberry.input(description="The thread and its new read state.")
@@ -21,27 +20,20 @@ class MarkThreadReadInput:
 
 @strawberry.type(description="Result of markThreadRead.")
 class MarkThreadReadPayload:
-    thread: Thread | None = strawberry.field(description="The thread with its new counts.")
-    user_errors: list[ThreadError] = strawberry.field(description="Why it failed, if it did.")
+    thread: Thread | None = strawberry.field(default=None, description="The thread with its new counts.")
+    user_errors: list[ThreadError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(MarkThreadReadPayload, ThreadError)
 async def mark_thread_read(
     info: Info, input: Annotated[MarkThreadReadInput, strawberry.argument(description="The thread.")]
 ) -> MarkThreadReadPayload:
     from sync_engine.services.send import mark_thread_read as mark_service
 
     viewer = info.context.require_member()
-    thread_id = parse_global_id(input.thread_id, "Thread")
-    if thread_id is None:
-        return MarkThreadReadPayload(
-            thread=None, user_errors=[user_error(ThreadError, "NOT_FOUND", "thread not found", "threadId")]
-        )
-    try:
-        await mark_service(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, thread_id=thread_id, is_read=input.read
-        )
-    except ServiceError as exc:
-        return MarkThreadReadPayload(thread=None, user_errors=user_errors(ThreadError, exc))
+    thread_id = input_id(input.thread_id, "Thread", what="thread", field="threadId")
+    await mark_service(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, thread_id=thread_id, is_read=input.read
+    )
     info.context.shared_reads_changed()
-    row = await info.context.loaders.thread.load(thread_id)
-    return MarkThreadReadPayload(thread=thread_from_row(row) if row is not None else None, user_errors=[])
+    return MarkThreadReadPayload(thread=await load_as(info.context.loaders.thread, thread_id, thread_from_row))

@@ -15,10 +15,10 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.ids import parse_global_id
+from api.dataloaders import load_as
 from api.types.message import Message, message_from_row
 from api.types.thread import Thread, thread_from_row
-from api.types.user_errors import SendEmailError, user_error, user_errors
+from api.types.user_errors import SendEmailError, input_id, service_errors_as
 from sync_engine.domain import OutgoingAttachment
 from sync_engine.services.errors import ServiceError
 
@@ -51,33 +51,32 @@ class SendEmailInput:
 
 @strawberry.type(description="Result of sendEmail.")
 class SendEmailPayload:
-    message: Message | None = strawberry.field(description="The queued message.")
-    thread: Thread | None = strawberry.field(description="The thread it belongs to (new or replied to).")
-    user_errors: list[SendEmailError] = strawberry.field(description="Why it failed, if it did.")
+    message: Message | None = strawberry.field(default=None, description="The queued message.")
+    thread: Thread | None = strawberry.field(
+        default=None, description="The thread it belongs to (new or replied to)."
+    )
+    user_errors: list[SendEmailError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
-def _failed(code: str, message: str, field: str | None) -> SendEmailPayload:
-    return SendEmailPayload(message=None, thread=None, user_errors=[user_error(SendEmailError, code, message, field)])
-
-
-def _decode_attachments(items: list[AttachmentInput]) -> list[OutgoingAttachment] | SendEmailPayload:
+def _decode_attachments(items: list[AttachmentInput]) -> list[OutgoingAttachment]:
     if len(items) > MAX_ATTACHMENTS:
-        return _failed("INVALID", f"at most {MAX_ATTACHMENTS} attachments", "attachments")
+        raise ServiceError("INVALID", f"at most {MAX_ATTACHMENTS} attachments", "attachments")
     decoded = []
     for index, item in enumerate(items):
         field = f"attachments.{index}.contentBase64"
         if len(item.content_base64) > _MAX_BASE64_CHARS:
-            return _failed("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
+            raise ServiceError("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
         try:
             content = base64.b64decode(item.content_base64, validate=True)
         except (binascii.Error, ValueError):
-            return _failed("INVALID_ATTACHMENT", f"{item.filename} is not valid base64", field)
+            raise ServiceError("INVALID_ATTACHMENT", f"{item.filename} is not valid base64", field) from None
         if len(content) > MAX_ATTACHMENT_BYTES:
-            return _failed("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
+            raise ServiceError("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
         decoded.append(OutgoingAttachment(filename=item.filename, content_type=item.content_type, content=content))
     return decoded
 
 
+@service_errors_as(SendEmailPayload, SendEmailError)
 async def send_email(
     info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
 ) -> SendEmailPayload:
@@ -87,12 +86,8 @@ async def send_email(
     viewer = info.context.require_user()
     thread_id = None
     if input.thread_id is not None:
-        thread_id = parse_global_id(input.thread_id, "Thread")
-        if thread_id is None:
-            return _failed("NOT_FOUND", "thread not found", "threadId")
+        thread_id = input_id(input.thread_id, "Thread", what="thread", field="threadId")
     attachments = _decode_attachments(input.attachments)
-    if isinstance(attachments, SendEmailPayload):
-        return attachments
     request = SendRequest(
         subject=input.subject,
         html=input.html,
@@ -103,18 +98,12 @@ async def send_email(
         thread_id=thread_id,
         attachments=attachments,
     )
-    try:
-        sent = await send_service(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id, request=request
-        )
-    except ServiceError as exc:
-        return SendEmailPayload(message=None, thread=None, user_errors=user_errors(SendEmailError, exc))
+    sent = await send_service(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id, request=request
+    )
     info.context.shared_reads_changed()
     loaders = info.context.loaders
-    message_row = await loaders.message.load(sent.id)
-    thread_row = await loaders.thread.load(sent.thread_id)
     return SendEmailPayload(
-        message=message_from_row(message_row) if message_row is not None else None,
-        thread=thread_from_row(thread_row) if thread_row is not None else None,
-        user_errors=[],
+        message=await load_as(loaders.message, sent.id, message_from_row),
+        thread=await load_as(loaders.thread, sent.thread_id, thread_from_row),
     )

@@ -8,9 +8,8 @@ import strawberry
 
 from api.context import Info
 from api.types.account import SubAccount, sub_account_from_row
-from api.types.user_errors import AccountError, user_errors
+from api.types.user_errors import AccountError, service_errors_as
 from sync_engine.services import accounts
-from sync_engine.services.errors import ServiceError
 
 
 @strawberry.input(description="Labs flags of the sub-account.")
@@ -23,18 +22,16 @@ class SetLabsFeatureInput:
 
 @strawberry.type(description="Result of setLabsFeature.")
 class SetLabsFeaturePayload:
-    sub_account: SubAccount | None = strawberry.field(description="The sub-account with its flags.")
-    user_errors: list[AccountError] = strawberry.field(description="Why it failed, if it did.")
+    sub_account: SubAccount | None = strawberry.field(default=None, description="The sub-account with its flags.")
+    user_errors: list[AccountError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
+@service_errors_as(SetLabsFeaturePayload, AccountError)
 async def set_labs_feature(
     info: Info, input: Annotated[SetLabsFeatureInput, strawberry.argument(description="The flags.")]
 ) -> SetLabsFeaturePayload:
     viewer = info.context.require_member()
-    try:
-        sub_account = await accounts.set_labs_feature(
-            info.context.runtime, sub_account_id=viewer.sub_account_id, two_way_sync=input.two_way_sync
-        )
-    except ServiceError as exc:
-        return SetLabsFeaturePayload(sub_account=None, user_errors=user_errors(AccountError, exc))
-    return SetLabsFeaturePayload(sub_account=sub_account_from_row(sub_account), user_errors=[])
+    sub_account = await accounts.set_labs_feature(
+        info.context.runtime, sub_account_id=viewer.sub_account_id, two_way_sync=input.two_way_sync
+    )
+    return SetLabsFeaturePayload(sub_account=sub_account_from_row(sub_account))

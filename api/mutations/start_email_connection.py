@@ -14,7 +14,7 @@ import strawberry
 
 from api.context import Info
 from api.types.email_connection import EmailProvider
-from api.types.user_errors import EmailConnectionError, user_error, user_errors
+from api.types.user_errors import EmailConnectionError, service_errors_as
 from sync_engine.domain import Provider
 from sync_engine.rules.addresses import is_valid_email
 from sync_engine.services.errors import ServiceError
@@ -33,8 +33,12 @@ class StartEmailConnectionInput:
 
 @strawberry.type(description="Result of startEmailConnection.")
 class StartEmailConnectionPayload:
-    authorization_url: str | None = strawberry.field(description="Send the user's browser here to sign in.")
-    user_errors: list[EmailConnectionError] = strawberry.field(description="Why it failed, if it did.")
+    authorization_url: str | None = strawberry.field(
+        default=None, description="Send the user's browser here to sign in."
+    )
+    user_errors: list[EmailConnectionError] = strawberry.field(
+        default_factory=list, description="Why it failed, if it did."
+    )
 
 
 def _valid_redirect(value: str) -> bool:
@@ -44,6 +48,7 @@ def _valid_redirect(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+@service_errors_as(StartEmailConnectionPayload, EmailConnectionError)
 async def start_email_connection(
     info: Info, input: Annotated[StartEmailConnectionInput, strawberry.argument(description="The provider.")]
 ) -> StartEmailConnectionPayload:
@@ -51,28 +56,15 @@ async def start_email_connection(
 
     viewer = info.context.require_user()
     if input.login_hint is not None and not is_valid_email(input.login_hint):
-        return StartEmailConnectionPayload(
-            authorization_url=None,
-            user_errors=[user_error(EmailConnectionError, "INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")],
-        )
+        raise ServiceError("INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")
     if input.redirect_uri is not None and not _valid_redirect(input.redirect_uri):
-        return StartEmailConnectionPayload(
-            authorization_url=None,
-            user_errors=[
-                user_error(
-                    EmailConnectionError, "INVALID_REDIRECT_URI", "redirectUri must be an absolute http(s) URL", "redirectUri"
-                )
-            ],
-        )
-    try:
-        url = await start_connection(
-            info.context.runtime,
-            sub_account_id=viewer.sub_account_id,
-            user_id=viewer.user_id,
-            provider=Provider(input.provider.value),
-            return_to=input.redirect_uri,
-            login_hint=input.login_hint,
-        )
-    except ServiceError as exc:
-        return StartEmailConnectionPayload(authorization_url=None, user_errors=user_errors(EmailConnectionError, exc))
-    return StartEmailConnectionPayload(authorization_url=url, user_errors=[])
+        raise ServiceError("INVALID_REDIRECT_URI", "redirectUri must be an absolute http(s) URL", "redirectUri")
+    url = await start_connection(
+        info.context.runtime,
+        sub_account_id=viewer.sub_account_id,
+        user_id=viewer.user_id,
+        provider=Provider(input.provider.value),
+        return_to=input.redirect_uri,
+        login_hint=input.login_hint,
+    )
+    return StartEmailConnectionPayload(authorization_url=url)

@@ -11,6 +11,7 @@ import strawberry
 
 from api.auth import ViewerKind as AuthViewerKind
 from api.context import Info
+from api.dataloaders import load_as
 from api.ids import to_global_id
 from api.types.node import Node
 from db.repositories import tenancy
@@ -72,10 +73,7 @@ class Viewer:
 
     @strawberry.field(description="The signed-in user (null for API keys).")
     async def user(self, info: Info) -> User | None:
-        if self.user_db_id is None:
-            return None
-        row = await info.context.loaders.user.load(self.user_db_id)
-        return user_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.user, self.user_db_id, user_from_row)
 
     @strawberry.field(description="The sub-account the caller acts in (null for agency keys).")
     async def sub_account(self, info: Info) -> SubAccount | None:

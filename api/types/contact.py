@@ -27,16 +27,17 @@ class Contact(Node):
     db_id: strawberry.Private[Any]
 
 
-def contact_from_row(row: Any) -> Contact:
+def contact_from_row(row: Any, prefix: str = "") -> Contact:
+    """From a contact row; ``prefix`` names its columns inside a wider row (``c_`` of an inbox row)."""
+
+    def col(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return Contact(
-        id=strawberry.ID(to_global_id("Contact", row.id)),
-        email=row.email,
-        name=row.name,
-        source=_source(row.source),
-        created_at=row.created_at,
-        db_id=row.id,
+        id=strawberry.ID(to_global_id("Contact", col("id"))),
+        email=col("email"),
+        name=col("name"),
+        source=ContactSource.BCC if col("source") == "bcc" else ContactSource.CRM,
+        created_at=col("created_at"),
+        db_id=col("id"),
     )
-
-
-def _source(value: str) -> ContactSource:
-    return ContactSource.BCC if value == "bcc" else ContactSource.CRM

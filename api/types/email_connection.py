@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.ids import to_global_id
 from api.types.node import Node
 
@@ -67,8 +68,7 @@ class EmailConnection(Node):
     async def user(self, info: Info) -> Annotated[User, strawberry.lazy("api.types.account")] | None:
         from api.types.account import user_from_row
 
-        row = await info.context.loaders.user.load(self.user_db_id)
-        return user_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.user, self.user_db_id, user_from_row)
 
 
 def email_connection_from_row(row: Any) -> EmailConnection:

@@ -14,6 +14,7 @@ from datetime import datetime
 import strawberry
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.types.email_connection import EmailConnection, email_connection_from_row
 from api.types.message import Message, message_from_row
 from api.types.thread import Thread, thread_from_row
@@ -41,17 +42,11 @@ class SyncEvent:
 
     @strawberry.field(description="The thread concerned, if any.")
     async def thread(self, info: Info) -> Thread | None:
-        if self.thread_db_id is None:
-            return None
-        row = await info.context.loaders.thread.load(self.thread_db_id)
-        return thread_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.thread, self.thread_db_id, thread_from_row)
 
     @strawberry.field(description="The message concerned, if any.")
     async def message(self, info: Info) -> Message | None:
-        if self.message_db_id is None:
-            return None
-        row = await info.context.loaders.message.load(self.message_db_id)
-        return message_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.message, self.message_db_id, message_from_row)
 
     @strawberry.field(description="The mailbox connection concerned, if any.")
     async def email_connection(self, info: Info) -> EmailConnection | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.ids import to_global_id
 from api.types.node import Node
 
@@ -127,60 +128,36 @@ class Message(Node):
     async def thread(self, info: Info) -> Annotated[Thread, strawberry.lazy("api.types.thread")] | None:
         from api.types.thread import thread_from_row
 
-        row = await info.context.loaders.thread.load(self.thread_db_id)
-        return thread_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.thread, self.thread_db_id, thread_from_row)
 
 
-def message_from_row(row: Any) -> Message:
-    """From a message row (unprefixed columns; bodies optional)."""
-    has_bodies = "html" in row._fields
+def message_from_row(row: Any, prefix: str = "") -> Message:
+    """From a message row, bodies optional; ``prefix`` names its columns inside a wider
+    row (``m_`` of an inbox row, which never carries bodies)."""
+
+    def col(name: str) -> Any:
+        return getattr(row, prefix + name)
+
+    has_bodies = prefix + "html" in row._fields
     return Message(
-        id=strawberry.ID(to_global_id("Message", row.id)),
-        direction=MessageDirection(row.direction),
-        origin=MessageOrigin(row.origin),
-        status=MessageStatus(row.status),
-        subject=row.subject,
-        from_=EmailAddress(email=row.from_email, name=row.from_name) if row.from_email else None,
-        snippet=row.snippet,
-        is_read=row.is_read,
-        deleted_in_mailbox=row.deleted_in_mailbox,
-        sent_at=row.sent_at,
-        created_at=row.created_at,
-        status_detail=row.error,
-        db_id=row.id,
-        thread_db_id=row.thread_id,
-        raw_to=row.to_addresses,
-        raw_cc=row.cc_addresses,
-        raw_bcc=row.bcc_addresses,
+        id=strawberry.ID(to_global_id("Message", col("id"))),
+        direction=MessageDirection(col("direction")),
+        origin=MessageOrigin(col("origin")),
+        status=MessageStatus(col("status")),
+        subject=col("subject"),
+        from_=EmailAddress(email=col("from_email"), name=col("from_name")) if col("from_email") else None,
+        snippet=col("snippet"),
+        is_read=col("is_read"),
+        deleted_in_mailbox=col("deleted_in_mailbox"),
+        sent_at=col("sent_at"),
+        created_at=col("created_at"),
+        status_detail=col("error"),
+        db_id=col("id"),
+        thread_db_id=col("thread_id"),
+        raw_to=col("to_addresses"),
+        raw_cc=col("cc_addresses"),
+        raw_bcc=col("bcc_addresses"),
         has_bodies=has_bodies,
-        raw_html=row.html if has_bodies else None,
-        raw_text=row.text if has_bodies else None,
-    )
-
-
-def last_message_from_thread_row(row: Any) -> Message | None:
-    """From the ``m_``-prefixed columns of an inbox row (no bodies)."""
-    if row.m_id is None:
-        return None
-    return Message(
-        id=strawberry.ID(to_global_id("Message", row.m_id)),
-        direction=MessageDirection(row.m_direction),
-        origin=MessageOrigin(row.m_origin),
-        status=MessageStatus(row.m_status),
-        subject=row.m_subject,
-        from_=EmailAddress(email=row.m_from_email, name=row.m_from_name) if row.m_from_email else None,
-        snippet=row.m_snippet,
-        is_read=row.m_is_read,
-        deleted_in_mailbox=row.m_deleted_in_mailbox,
-        sent_at=row.m_sent_at,
-        created_at=row.m_created_at,
-        status_detail=row.m_error,
-        db_id=row.m_id,
-        thread_db_id=row.m_thread_id,
-        raw_to=row.m_to_addresses,
-        raw_cc=row.m_cc_addresses,
-        raw_bcc=row.m_bcc_addresses,
-        has_bodies=False,
-        raw_html=None,
-        raw_text=None,
+        raw_html=col("html") if has_bodies else None,
+        raw_text=col("text") if has_bodies else None,
     )

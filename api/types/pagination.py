@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import strawberry
 
+from api.errors import BadUserInput
+from db.repositories.paging import Page
+
 NodeT = TypeVar("NodeT")
+RowT = TypeVar("RowT")
+KeyT = TypeVar("KeyT")
 
 
 @strawberry.type(description="Where a page sits in its list (Relay cursor connections).")
@@ -47,4 +53,31 @@ def make_connection(
             start_cursor=cursors[0] if cursors else None,
             end_cursor=cursors[-1] if cursors else None,
         ),
+    )
+
+
+def empty_connection() -> Connection[NodeT]:
+    return make_connection([], [], has_next=False, had_cursor=False)
+
+
+def keyset_after(after: str | None, decode: Callable[[str], KeyT | None]) -> KeyT | None:
+    """The keyset an ``after`` cursor holds (None without a cursor); a cursor that does
+    not decode is the client's error."""
+    if after is None:
+        return None
+    keyset = decode(after)
+    if keyset is None:
+        raise BadUserInput("invalid cursor")
+    return keyset
+
+
+def connection_from_page(
+    page: Page[RowT], node: Callable[[RowT], NodeT], cursor: Callable[[RowT], str], *, after: str | None
+) -> Connection[NodeT]:
+    """The connection of a repository page: ``node`` and ``cursor`` map each row."""
+    return make_connection(
+        [node(row) for row in page.rows],
+        [cursor(row) for row in page.rows],
+        has_next=page.has_next,
+        had_cursor=after is not None,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 
 from api.context import Info
+from api.dataloaders import load_as
 from api.ids import to_global_id
 from api.types.email_connection import EmailConnection, email_connection_from_row
 from api.types.node import Node
@@ -29,8 +30,7 @@ class SyncSkip(Node):
 
     @strawberry.field(description="The mailbox the message was in.")
     async def email_connection(self, info: Info) -> EmailConnection | None:
-        row = await info.context.loaders.connection.load(self.connection_db_id)
-        return email_connection_from_row(row) if row is not None else None
+        return await load_as(info.context.loaders.connection, self.connection_db_id, email_connection_from_row)
 
 
 def sync_skip_from_row(row: Any) -> SyncSkip:

@@ -9,12 +9,11 @@ from typing import Annotated, Any
 import strawberry
 
 from api.context import Info
-from api.errors import BadUserInput
 from api.ids import decode_time_cursor, encode_time_cursor, to_global_id
-from api.types.contact import Contact, _source
-from api.types.message import Message, last_message_from_thread_row, message_from_row
+from api.types.contact import Contact, contact_from_row
+from api.types.message import Message, message_from_row
 from api.types.node import Node
-from api.types.pagination import Connection, make_connection
+from api.types.pagination import Connection, connection_from_page, keyset_after
 from db.repositories import threads as thread_reads
 from db.repositories.paging import clamp_page_size
 
@@ -39,31 +38,17 @@ class Thread(Node):
         after: Annotated[str | None, strawberry.argument(description="Cursor of the item to start after.")] = None,
     ) -> Connection[Message]:
         viewer = info.context.require_member()
-        keyset = None
-        if after is not None:
-            keyset = decode_time_cursor(after)
-            if keyset is None:
-                raise BadUserInput("invalid cursor")
+        keyset = keyset_after(after, decode_time_cursor)
         limit = clamp_page_size(first)
         async with info.context.runtime.engine.connect() as conn:
             page = await thread_reads.list_messages(conn, viewer.sub_account_id, self.db_id, limit=limit, after=keyset)
-        nodes = [message_from_row(row) for row in page.rows]
-        cursors = [encode_time_cursor(row.order_key, row.id) for row in page.rows]
-        return make_connection(nodes, cursors, has_next=page.has_next, had_cursor=after is not None)
+        return connection_from_page(
+            page, message_from_row, lambda row: encode_time_cursor(row.order_key, row.id), after=after
+        )
 
 
 def thread_from_row(row: Any) -> Thread:
     """From an inbox row (``t_``/``c_``/``m_`` columns, see ``db.repositories.threads``)."""
-    contact = None
-    if row.c_id is not None:
-        contact = Contact(
-            id=strawberry.ID(to_global_id("Contact", row.c_id)),
-            email=row.c_email,
-            name=row.c_name,
-            source=_source(row.c_source),
-            created_at=row.c_created_at,
-            db_id=row.c_id,
-        )
     return Thread(
         id=strawberry.ID(to_global_id("Thread", row.t_id)),
         subject=row.t_subject,
@@ -71,8 +56,8 @@ def thread_from_row(row: Any) -> Thread:
         last_message_at=row.t_last_message_at,
         message_count=row.t_message_count,
         unread_count=row.t_unread_count,
-        contact=contact,
-        last_message=last_message_from_thread_row(row),
+        contact=contact_from_row(row, prefix="c_") if row.c_id is not None else None,
+        last_message=message_from_row(row, prefix="m_") if row.m_id is not None else None,
         db_id=row.t_id,
         connection_db_id=row.t_connection_id,
     )

@@ -3,18 +3,23 @@
 Saleor-style: one error-code enum per domain. Services raise ``ServiceError(code,
 message, field)`` with string codes; ``user_errors`` maps them onto the payload's
 enum (an unknown code becomes ``INVALID``, keeping the service's message, and is
-logged so the enum can be extended).
+logged so the enum can be extended). Mutation resolvers wear ``service_errors_as``,
+which turns a ``ServiceError`` into the payload with only ``userErrors`` set.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import logging
-from typing import Any, TypeVar
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import strawberry
 
-from sync_engine.services.errors import ServiceError
+from api.ids import parse_global_id
+from sync_engine.services.errors import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,39 @@ def user_error(error_type: type[ErrorT], code: str, message: str, field: str | N
 
 def user_errors(error_type: type[ErrorT], exc: ServiceError) -> list[ErrorT]:
     return [user_error(error_type, exc.code, exc.message, exc.field)]
+
+
+def input_id(global_id: str, type_name: str, *, what: str, field: str) -> uuid.UUID:
+    """The uuid of a global-id input; one that does not decode, or names another type,
+    is a ``NOT_FOUND`` user error on ``field`` ("<what> not found")."""
+    id_ = parse_global_id(global_id, type_name)
+    if id_ is None:
+        raise NotFound(what, field)
+    return id_
+
+
+P = ParamSpec("P")
+PayloadT = TypeVar("PayloadT")
+
+
+def service_errors_as(
+    payload_type: type[PayloadT], error_type: type[Any]
+) -> Callable[[Callable[P, Awaitable[PayloadT]]], Callable[P, Awaitable[PayloadT]]]:
+    """Mutation resolver decorator: a ``ServiceError`` raised by the resolver (by the
+    service it calls, or by its own input checks) is answered as ``payload_type`` with
+    only ``userErrors`` set; every other payload field defaults to null."""
+
+    def decorate(resolver: Callable[P, Awaitable[PayloadT]]) -> Callable[P, Awaitable[PayloadT]]:
+        @functools.wraps(resolver)
+        async def resolve(*args: P.args, **kwargs: P.kwargs) -> PayloadT:
+            try:
+                return await resolver(*args, **kwargs)
+            except ServiceError as exc:
+                return payload_type(user_errors=user_errors(error_type, exc))  # type: ignore[call-arg]
+
+        return resolve
+
+    return decorate
 
 
 _CODE_ENUMS: dict[type, type[enum.Enum]] = {

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
@@ -203,18 +203,25 @@ async def request_sync(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.
 async def set_status(
     rt: Runtime, connection_id: uuid.UUID, status: str, detail: str | None = None, *, error: str | None = None
 ) -> None:
+    values: dict[str, object] = {"status": status, "status_detail": detail}
+    if error is not None:
+        values["last_error"] = error
     async with rt.sessions.begin() as session:
-        conn = await session.get(EmailConnection, connection_id)
-        # A pass finishing after a disconnect or "update email" must not revive the old mailbox.
-        if conn is None or not conn.is_current or conn.status == ConnectionStatus.DISCONNECTED:
-            return
-        if conn.status == status and conn.status_detail == detail:
-            return
-        conn.status = status
-        conn.status_detail = detail
-        if error is not None:
-            conn.last_error = error
-    await publish_connection_event(rt, conn)
+        # One conditional UPDATE (no read-then-write): a pass finishing after a disconnect or
+        # "update email" must not revive the old mailbox, even if the disconnect commits meanwhile.
+        conn = await session.scalar(
+            update(EmailConnection)
+            .where(
+                EmailConnection.id == connection_id,
+                EmailConnection.is_current.is_(True),
+                EmailConnection.status != ConnectionStatus.DISCONNECTED,
+                or_(EmailConnection.status != status, EmailConnection.status_detail.is_distinct_from(detail)),
+            )
+            .values(**values)
+            .returning(EmailConnection)
+        )
+    if conn is not None:
+        await publish_connection_event(rt, conn)
 
 
 async def publish_connection_event(rt: Runtime, conn: EmailConnection) -> None:

@@ -35,6 +35,7 @@ import requests
 from google.oauth2.credentials import Credentials
 
 from sync_engine.domain import AuthorizationRequest, AuthRevokedError, ProviderError, TokenSet
+from sync_engine.providers.http_support import make_requests_session
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,6 @@ REVOKED_ERRORS = frozenset({"invalid_grant"})
 
 class AuthorizationFailedError(ProviderError):
     """The sign-in could not be completed (denied consent, bad state, bad code)."""
-
-
-class PinnedCASession(requests.Session):
-    """A requests session whose ``verify`` is not overridden by the environment."""
-
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
-        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        merged["verify"] = self.verify
-        return merged
-
-
-def make_requests_session(ca_bundle: str | None) -> requests.Session:
-    if not ca_bundle:
-        return requests.Session()
-    session = PinnedCASession()
-    session.verify = ca_bundle
-    return session
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -21,46 +21,34 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from sync_engine.domain import Address, OutgoingMessage
-from sync_engine.providers.gmail.mapping import message_ids_in, normalize_message_id
+from sync_engine.domain import Address, OutgoingAttachment, OutgoingMessage
+from sync_engine.providers import message_headers
+from sync_engine.providers.message_headers import message_ids_in, normalize_message_id
 
-_FORBIDDEN = re.compile(r"[\r\n\x00]")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+$")
 # Gmail refuses messages over 35 MB (the upload URI's ceiling).
 MAX_RAW_BYTES = 35 * 1024 * 1024
 
 
-def check_header_safe(field: str, value: str | None) -> None:
-    if value is not None and _FORBIDDEN.search(value):
-        raise ValueError(f"{field} must not contain CR, LF or NUL")
+def _is_address(email: str) -> bool:
+    email = email.strip()
+    return not (email.count("@") != 1 or any(c.isspace() for c in email) or any(c in email for c in "<>,;\"()"))
+
+
+def _check_content_type(att: OutgoingAttachment) -> None:
+    maintype, _, subtype = att.content_type.partition("/")
+    if not (_TOKEN.match(maintype or "") and _TOKEN.match(subtype or "")):
+        raise ValueError("attachment content type must be type/subtype")
 
 
 def validate_outgoing(message: OutgoingMessage) -> None:
     """Reject header injection and unusable messages before any provider call."""
-    check_header_safe("subject", message.subject)
-    check_header_safe("message_id", message.message_id)
-    check_header_safe("in_reply_to", message.in_reply_to)
-    check_header_safe("thread_key", message.thread_key)
-    check_header_safe("reply_to_provider_id", message.reply_to_provider_id)
-    for ref in message.references:
-        check_header_safe("references", ref)
-    for field, addrs in (("sender", (message.sender,)), ("to", message.to), ("cc", message.cc), ("bcc", message.bcc)):
-        for addr in addrs:
-            check_header_safe(f"{field}.email", addr.email)
-            check_header_safe(f"{field}.name", addr.name)
-            email = addr.email.strip()
-            if email.count("@") != 1 or any(c.isspace() for c in email) or any(c in email for c in "<>,;\"()"):
-                raise ValueError(f"{field}: not an email address")
-    for att in message.attachments:
-        check_header_safe("attachment filename", att.filename)
-        check_header_safe("attachment content type", att.content_type)
-        maintype, _, subtype = att.content_type.partition("/")
-        if not (_TOKEN.match(maintype or "") and _TOKEN.match(subtype or "")):
-            raise ValueError("attachment content type must be type/subtype")
-    if not (message.to or message.cc or message.bcc):
-        raise ValueError("a message needs at least one recipient")
-    if normalize_message_id(message.message_id) is None:
-        raise ValueError("message_id must be an RFC 5322 Message-ID")
+    message_headers.validate_outgoing(
+        message,
+        is_address=_is_address,
+        also_check=("thread_key", "reply_to_provider_id"),
+        check_attachment=_check_content_type,
+    )
 
 
 def _header_address(address: Address) -> HeaderAddress:

@@ -21,19 +21,20 @@ What this layer owns, so that sync, send and watch never repeat it:
 - **Idempotency.** ``messages.send`` is never replayed once its bytes may have
   reached Google (transport errors after connect, ``5xx``): only refusals that
   certainly did not send (``429``/rate-limit ``403``, connect errors) are retried.
+
+The token, limit and retry machinery is shared with the Graph client
+(``sync_engine.providers.http_support``); this module says what Gmail's answers mean.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -42,6 +43,17 @@ import httpx
 from sync_engine.domain import AuthRevokedError, NotFoundError, ProviderError, ThrottledError, TokenSet
 from sync_engine.providers.gmail import batch
 from sync_engine.providers.gmail.quota import BATCH_ADVISED, BATCH_MAX, QuotaPacer
+from sync_engine.providers.http_support import (
+    REFRESH_MARGIN,
+    MailboxHttpClient,
+    Refresher,
+    Retry,
+    TokensRefreshed,
+    jittered_backoff,
+    json_or_none,
+    make_ssl_context,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +61,7 @@ MAX_CONCURRENT_REQUESTS = 4
 SERVER_ERRORS = frozenset({500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"ratelimitexceeded", "userratelimitexceeded", "quotaexceeded", "resource_exhausted"})
 SCOPE_REASONS = frozenset({"insufficientpermissions", "access_token_scope_insufficient"})
-REFRESH_MARGIN = timedelta(minutes=2)
 _RETRY_AFTER_IN_MESSAGE = re.compile(r"retry after (\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)", re.I)
-
-Refresher = Callable[[str], Awaitable[TokenSet]]
-TokensRefreshed = Callable[[TokenSet], Awaitable[None]]
 
 
 class GmailError(ProviderError):
@@ -66,26 +74,6 @@ class GmailError(ProviderError):
 
 
 # ---- pure helpers
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: a (possibly fractional) number or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
 
 
 def retry_after_in_message(message: str | None, *, now: datetime | None = None) -> float | None:
@@ -141,22 +129,19 @@ def is_rate_limited(status: int, info: ErrorInfo) -> bool:
 
 def backoff(attempt: int, *, base: float = 1.0, cap: float = 32.0) -> float:
     """Exponential backoff with jitter (Google's advice for 429/5xx without Retry-After)."""
-    return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * random.random())
-
-
-def make_ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """Trust ``ca_bundle`` (the sandbox's local CA) when set, else the system store."""
-    if not ca_bundle:
-        return True
-    return ssl.create_default_context(cafile=ca_bundle)
+    return jittered_backoff(attempt, base=base, cap=cap, jitter=0.25)
 
 
 def quote_id(value: str) -> str:
     return quote(value, safe="")
 
 
-class GmailClient:
+class GmailClient(MailboxHttpClient):
     """Authenticated Gmail requests for one mailbox (see the module docstring)."""
+
+    service = "Gmail"
+    max_concurrent_requests = MAX_CONCURRENT_REQUESTS
+    log = log
 
     def __init__(
         self,
@@ -173,42 +158,25 @@ class GmailClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._base_path = urlsplit(self.base_url).path.rstrip("/")
-        self._tokens = tokens
-        self._refresher = refresher
-        self._on_tokens_refreshed = on_tokens_refreshed
-        self._refresh_lock = asyncio.Lock()
-        self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
-        self.pacer = pacer or QuotaPacer(sleep=sleep)
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._sleep = sleep
-        self.throttled_responses = 0  # 429/rate-limit answers seen (metrics, tests)
-        self._http = httpx.AsyncClient(
+        super().__init__(
+            base_url,
+            tokens,
+            refresher=refresher,
+            on_tokens_refreshed=on_tokens_refreshed,
             verify=verify,
-            http1=True,
-            http2=False,
-            timeout=timeout or httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=MAX_CONCURRENT_REQUESTS * 2,
-                max_keepalive_connections=MAX_CONCURRENT_REQUESTS,
-            ),
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
+            max_attempts=max_attempts,
+            max_wait=max_wait,
+            timeout=timeout,
             transport=transport,
+            sleep=sleep,
         )
-
-    @property
-    def tokens(self) -> TokenSet:
-        return self._tokens
+        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+        self.pacer = pacer or QuotaPacer(sleep=sleep)
+        self.throttled_responses = 0  # 429/rate-limit answers seen (metrics, tests)
 
     @property
     def units_spent(self) -> int:
         return self.pacer.spent
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # ---- URLs
 
@@ -226,33 +194,6 @@ class GmailClient:
     @property
     def batch_url(self) -> str:
         return f"{self.base_url}/batch/gmail/v1"
-
-    # ---- tokens
-
-    def _token_is_stale(self) -> bool:
-        expires_at = self._tokens.expires_at
-        if expires_at is None:
-            return False
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        return datetime.now(UTC) + REFRESH_MARGIN >= expires_at
-
-    async def _refresh(self, stale_access_token: str) -> None:
-        """Refresh unless another task already replaced ``stale_access_token``."""
-        async with self._refresh_lock:
-            if self._tokens.access_token != stale_access_token:
-                return
-            if self._refresher is None or not self._tokens.refresh_token:
-                raise AuthRevokedError("access token expired and no refresh token is available")
-            fresh = await self._refresher(self._tokens.refresh_token)
-            if self._on_tokens_refreshed is not None:
-                await self._on_tokens_refreshed(fresh)
-            self._tokens = fresh
-
-    async def ensure_fresh_token(self) -> str:
-        if self._token_is_stale():
-            await self._refresh(self._tokens.access_token)
-        return self._tokens.access_token
 
     # ---- requests
 
@@ -272,52 +213,35 @@ class GmailClient:
         """One Gmail call with auth, quota, retries and error mapping; returns the 2xx
         response. ``path`` is relative to ``users/me`` unless ``url`` is given."""
         method = method.upper()
-        target = url or self.user_url(path)
         safe_to_replay = idempotent if idempotent is not None else method in ("GET", "PUT", "DELETE")
-        refreshed_after_401 = False
-        attempt = 0
-        while True:
-            attempt += 1
-            access_token = await self.ensure_fresh_token()
-            req_headers = {"Authorization": f"Bearer {access_token}"}
-            if headers:
-                req_headers.update(headers)
-            await self.pacer.acquire(cost)
-            try:
-                async with self._semaphore:
-                    response = await self._http.request(
-                        method, target, params=params, json=json, content=content, headers=req_headers
-                    )
-            except httpx.TransportError as exc:
-                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-                if (safe_to_replay or never_sent) and attempt < self._max_attempts:
-                    await self._sleep(backoff(attempt))
-                    continue
-                raise ProviderError(f"Gmail transport error: {type(exc).__name__}") from exc
+        return await self._send(
+            method,
+            url or self.user_url(path),
+            replayable=safe_to_replay,
+            headers=headers or {},
+            before_send=lambda: self.pacer.acquire(cost),
+            params=params,
+            json=json,
+            content=content,
+        )
 
-            status = response.status_code
-            if status < 300:
-                return response
-            info = error_info(_json_or_none(response), response.text)
-            if status == 401 and not refreshed_after_401:
-                refreshed_after_401 = True
-                attempt -= 1  # a retry after a refresh is not a throttling attempt
-                await self._refresh(access_token)
-                continue
-            limited = is_rate_limited(status, info)
-            if limited or (status in SERVER_ERRORS and safe_to_replay):
-                wait = self._wait_for(response.headers.get("Retry-After"), info, attempt)
-                if limited:
-                    self.throttled_responses += 1
-                if attempt >= self._max_attempts or wait > self._max_wait:
-                    raise ThrottledError(wait, f"Gmail {status} after {attempt} attempt(s)")
-                log.info("gmail %s %s: %s, retrying in %.3fs", method, urlsplit(target).path, status, wait)
-                if limited:
-                    self.pacer.pause(wait)  # the next acquire waits; so do concurrent callers
-                else:
-                    await self._sleep(wait)
-                continue
-            raise self.error_for(status, info)
+    def _backoff(self, attempt: int) -> float:
+        return backoff(attempt)
+
+    def _retry_of(self, response: httpx.Response, attempt: int, replayable: bool) -> Retry | None:
+        status = response.status_code
+        info = error_info(json_or_none(response), response.text)
+        limited = is_rate_limited(status, info)
+        if not (limited or (status in SERVER_ERRORS and replayable)):
+            return None
+        wait = self._wait_for(response.headers.get("Retry-After"), info, attempt)
+        if limited:
+            self.throttled_responses += 1
+            return Retry(wait, pause=self.pacer.pause)  # the next acquire waits; so do concurrent callers
+        return Retry(wait)
+
+    def _error_of(self, response: httpx.Response) -> Exception:
+        return self.error_for(response.status_code, error_info(json_or_none(response), response.text))
 
     @staticmethod
     def _wait_for(retry_after: str | None, info: ErrorInfo, attempt: int) -> float:
@@ -367,7 +291,7 @@ class GmailClient:
         attempt = 0
         while pending:
             attempt += 1
-            token_used = self._tokens.access_token
+            token_used = self.tokens.access_token
             if len(pending) == 1:
                 inner = await self._single(paths[pending[0]], cost_each)
                 answers = [inner]
@@ -417,7 +341,7 @@ class GmailClient:
             response = await self.request("GET", path, cost=cost)
         except NotFoundError:
             return batch.InnerResponse(status=404)
-        return batch.InnerResponse(status=response.status_code, body=_json_or_none(response), text=response.text)
+        return batch.InnerResponse(status=response.status_code, body=json_or_none(response), text=response.text)
 
     async def _post_batch(self, paths: Sequence[str], cost_each: int) -> list[batch.InnerResponse]:
         boundary = batch.new_boundary()
@@ -445,21 +369,15 @@ def message_path(message_id: str, fmt: str = "full") -> str:
     return path_with_query(f"messages/{quote_id(message_id)}", [("format", fmt)])
 
 
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _json_object(response: httpx.Response) -> dict[str, Any]:
-    body = _json_or_none(response)
+    body = json_or_none(response)
     if not isinstance(body, dict):
         raise ProviderError(f"Gmail answered {response.status_code} with a body that is not a JSON object")
     return body
 
 
 __all__ = [
+    "REFRESH_MARGIN",
     "GmailClient",
     "GmailError",
     "backoff",

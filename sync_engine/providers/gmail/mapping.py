@@ -28,19 +28,15 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from sync_engine.domain import Address, AttachmentData, Folder, MailMessage
+from sync_engine.providers.message_headers import as_str, header_map_of, message_ids_in, normalize_message_id
 
 INBOX, SENT, DRAFT, UNREAD, TRASH, SPAM = "INBOX", "SENT", "DRAFT", "UNREAD", "TRASH", "SPAM"
 SYNCED_LABELS: tuple[str, ...] = (INBOX, SENT)
 
-_MSG_ID_RE = re.compile(r"<[^<>\s]+>")
 _MAX_DEPTH = 32  # MIME nesting we follow; deeper is hostile
 
 
 # ---- scalars
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def labels_of(item: Mapping[str, Any]) -> set[str]:
@@ -105,16 +101,7 @@ def date_header(value: str | None) -> datetime | None:
 
 def header_map(part: Mapping[str, Any]) -> dict[str, str]:
     """A part's headers as a lower-cased name -> value map (first occurrence wins)."""
-    headers: dict[str, str] = {}
-    raw = part.get("headers")
-    if not isinstance(raw, list):
-        return headers
-    for entry in raw:
-        if isinstance(entry, Mapping):
-            name, value = as_str(entry.get("name")), as_str(entry.get("value"))
-            if name and value is not None:
-                headers.setdefault(name.strip().lower(), value)
-    return headers
+    return header_map_of(part.get("headers"))
 
 
 def addresses_of(*values: str | None) -> list[Address]:
@@ -129,23 +116,6 @@ def addresses_of(*values: str | None) -> list[Address]:
         name = decode_words(name).strip() if name else ""
         found.append(Address(email=email, name=name or None))
     return found
-
-
-def message_ids_in(value: str | None) -> list[str]:
-    return _MSG_ID_RE.findall(value) if value else []
-
-
-def normalize_message_id(value: str | None) -> str | None:
-    """Message-IDs with angle brackets, as the domain stores them."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    found = message_ids_in(value)
-    if found:
-        return found[0]
-    if any(c.isspace() for c in value) or "<" in value or ">" in value:
-        return None
-    return f"<{value}>"
 
 
 # ---- parts

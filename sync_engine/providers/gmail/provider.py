@@ -38,11 +38,13 @@ from sync_engine.domain import (
 from sync_engine.providers.base import SendCheckpoint, TokensRefreshed
 from sync_engine.providers.gmail import mapping
 from sync_engine.providers.gmail.auth import GoogleAuth
-from sync_engine.providers.gmail.gmail_client import GmailClient, make_ssl_context, message_path, quote_id
+from sync_engine.providers.gmail.gmail_client import GmailClient, message_path, quote_id
 from sync_engine.providers.gmail.push import PushVerifier
 from sync_engine.providers.gmail.quota import COSTS
 from sync_engine.providers.gmail.send import send_message
 from sync_engine.providers.gmail.sync import GmailSync
+from sync_engine.providers.http_support import make_ssl_context
+from sync_engine.providers.provider_support import connected_account
 from sync_engine.settings import Settings
 
 WATCH_LIFETIME = timedelta(days=7)
@@ -162,15 +164,10 @@ class GmailProvider:
         self, flow: Mapping[str, Any], callback_params: Mapping[str, str], redirect_uri: str
     ) -> ConnectedAccount:
         tokens = await self._auth.complete(flow, callback_params, redirect_uri)
-        api = self._api(tokens, on_tokens_refreshed=None)
-        try:
+        async with contextlib.aclosing(self._api(tokens, on_tokens_refreshed=None)) as api:
             profile = await api.get_json("profile", cost=COSTS["getProfile"])
-        finally:
-            await api.aclose()
         address = mapping.as_str(profile.get("emailAddress"))
-        if not address or "@" not in address:
-            raise ProviderError("the signed-in account has no Gmail address")
-        return ConnectedAccount(tokens=api.tokens, address=address.strip().lower(), display_name=None)
+        return connected_account(api.tokens, address, None, no_address="the signed-in account has no Gmail address")
 
     def client(self, tokens: TokenSet, on_tokens_refreshed: TokensRefreshed) -> GmailMailboxClient:
         return GmailMailboxClient(

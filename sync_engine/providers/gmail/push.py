@@ -38,8 +38,10 @@ from google.oauth2 import id_token
 
 from sync_engine.domain import PushKind, PushNotice
 from sync_engine.providers.base import PushRejected
-from sync_engine.providers.gmail.auth import make_requests_session
 from sync_engine.providers.gmail.mapping import history_id_of
+from sync_engine.providers.http_support import make_requests_session
+from sync_engine.providers.provider_support import load_push_json
+from sync_engine.rules.addresses import normalize_email
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +220,7 @@ def decode_data(data: str) -> Mapping[str, Any]:
 
 
 def notice_of(body: bytes) -> PushNotice:
-    if len(body) > MAX_BODY_BYTES:
-        raise PushRejected("push body too large")
-    try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PushRejected("push body is not JSON") from exc
+    envelope = load_push_json(body, max_bytes=MAX_BODY_BYTES, what="push body")
     message = envelope.get("message") if isinstance(envelope, Mapping) else None
     data = message.get("data") if isinstance(message, Mapping) else None
     if not isinstance(data, str) or not data:
@@ -235,4 +232,4 @@ def notice_of(body: bytes) -> PushNotice:
     history_id = history_id_of(payload.get("historyId"))
     if history_id is None:
         raise PushRejected("push data has no historyId")
-    return PushNotice(kind=PushKind.CHANGED, address=address.strip().lower(), history_id=history_id)
+    return PushNotice(kind=PushKind.CHANGED, address=normalize_email(address), history_id=history_id)

@@ -29,6 +29,7 @@ import msal
 import requests
 
 from sync_engine.domain import AuthorizationRequest, AuthRevokedError, ProviderError, TokenSet
+from sync_engine.providers.http_support import make_requests_session
 
 # The callback route (GET /oauth/{provider}/callback) reads the code from the query
 # string; msal nags for response_mode=form_post on every flow. PKCE and single-use
@@ -45,15 +46,6 @@ REVOKED_ERRORS = frozenset(
 
 class AuthorizationFailedError(ProviderError):
     """The sign-in could not be completed (denied consent, bad state, bad code)."""
-
-
-class _PinnedCASession(requests.Session):
-    """A requests session whose ``verify`` is not overridden by the environment."""
-
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
-        merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        merged["verify"] = self.verify
-        return merged
 
 
 class _DiscardingTokenCache(msal.TokenCache):
@@ -85,9 +77,7 @@ class MsalAuth:
     # ---- the msal application
 
     def _build_app(self) -> msal.ConfidentialClientApplication:
-        session = _PinnedCASession() if self._ca_bundle else requests.Session()
-        if self._ca_bundle:
-            session.verify = self._ca_bundle
+        session = make_requests_session(self._ca_bundle)
         adapter = requests.adapters.HTTPAdapter(max_retries=1)
         session.mount("https://", adapter)
         original_request = session.request

@@ -20,17 +20,16 @@ What this layer owns, so that the callers (sync, send, watch) never repeat it:
 - **Idempotency.** Transport failures are retried only for idempotent methods or
   when the connection was never established: a ``POST .../send`` is never replayed
   after its bytes may have reached the server.
+
+The token, limit and retry machinery is shared with the Gmail client
+(``sync_engine.providers.http_support``); this module says what Graph's answers mean.
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import logging
-import random
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +43,16 @@ from sync_engine.domain import (
     ThrottledError,
     TokenSet,
 )
+from sync_engine.providers.http_support import (
+    REFRESH_MARGIN,
+    MailboxHttpClient,
+    Refresher,
+    Retry,
+    TokensRefreshed,
+    jittered_backoff,
+    make_ssl_context,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +63,6 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTION
 CURSOR_EXPIRED_CODES = frozenset(
     {"syncstatenotfound", "resyncrequired", "syncstateinvalid", "invaliddeltatoken"}
 )
-# Refresh this long before the access token's announced expiry.
-REFRESH_MARGIN = timedelta(minutes=2)
-
-Refresher = Callable[[str], Awaitable[TokenSet]]
-TokensRefreshed = Callable[[TokenSet], Awaitable[None]]
 
 
 class GraphError(ProviderError):
@@ -68,28 +72,6 @@ class GraphError(ProviderError):
         super().__init__(f"Graph {status} {code or ''}: {message}".strip())
         self.status = status
         self.code = code
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: a (possibly fractional) number or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
-        return None
-    return max(0.0, seconds)
 
 
 def error_of(response: httpx.Response) -> tuple[str | None, str]:
@@ -108,15 +90,12 @@ def error_of(response: httpx.Response) -> tuple[str | None, str]:
     return None, ""
 
 
-def make_ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """Trust ``ca_bundle`` (the sandbox's local CA) when set, else the system store."""
-    if not ca_bundle:
-        return True
-    return ssl.create_default_context(cafile=ca_bundle)
-
-
-class GraphClient:
+class GraphClient(MailboxHttpClient):
     """Authenticated Graph requests for one mailbox (see the module docstring)."""
+
+    service = "Graph"
+    max_concurrent_requests = MAX_CONCURRENT_REQUESTS
+    log = log
 
     def __init__(
         self,
@@ -131,36 +110,19 @@ class GraphClient:
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        base = urlsplit(self.base_url)
-        self._origin = (base.scheme, base.netloc.lower())
-        self._tokens = tokens
-        self._refresher = refresher
-        self._on_tokens_refreshed = on_tokens_refreshed
-        self._refresh_lock = asyncio.Lock()
-        self._semaphore = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
-        self._max_attempts = max_attempts
-        self._max_wait = max_wait
-        self._http = httpx.AsyncClient(
+        super().__init__(
+            base_url,
+            tokens,
+            refresher=refresher,
+            on_tokens_refreshed=on_tokens_refreshed,
             verify=verify,
-            http1=True,
-            http2=False,
-            timeout=timeout or httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=MAX_CONCURRENT_REQUESTS * 2,
-                max_keepalive_connections=MAX_CONCURRENT_REQUESTS,
-            ),
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
+            max_attempts=max_attempts,
+            max_wait=max_wait,
+            timeout=timeout,
             transport=transport,
         )
-
-    @property
-    def tokens(self) -> TokenSet:
-        return self._tokens
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        base = urlsplit(self.base_url)
+        self._origin = (base.scheme, base.netloc.lower())
 
     # ---- URLs
 
@@ -173,33 +135,6 @@ class GraphClient:
                 raise ProviderError("Graph link points outside the configured Graph origin")
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
-
-    # ---- tokens
-
-    def _token_is_stale(self) -> bool:
-        expires_at = self._tokens.expires_at
-        if expires_at is None:
-            return False
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        return datetime.now(UTC) + REFRESH_MARGIN >= expires_at
-
-    async def _refresh(self, stale_access_token: str) -> None:
-        """Refresh unless another task already replaced ``stale_access_token``."""
-        async with self._refresh_lock:
-            if self._tokens.access_token != stale_access_token:
-                return  # coalesced: someone refreshed while we waited
-            if self._refresher is None or not self._tokens.refresh_token:
-                raise AuthRevokedError("access token expired and no refresh token is available")
-            fresh = await self._refresher(self._tokens.refresh_token)
-            if self._on_tokens_refreshed is not None:
-                await self._on_tokens_refreshed(fresh)
-            self._tokens = fresh
-
-    async def ensure_fresh_token(self) -> str:
-        if self._token_is_stale():
-            await self._refresh(self._tokens.access_token)
-        return self._tokens.access_token
 
     # ---- requests
 
@@ -217,65 +152,37 @@ class GraphClient:
         """Send one Graph request with auth, limits, retries and error mapping.
         Returns the (2xx) response."""
         method = method.upper()
-        url = self.url(path_or_url)
         prefer_header = ", ".join((IMMUTABLE_ID_PREFER, *prefer))
-        refreshed_after_401 = False
-        attempt = 0
-        while True:
-            attempt += 1
-            access_token = await self.ensure_fresh_token()
-            req_headers = {"Authorization": f"Bearer {access_token}", "Prefer": prefer_header}
-            if headers:
-                req_headers.update(headers)
-            try:
-                async with self._semaphore:
-                    response = await self._http.request(
-                        method, url, params=params, json=json, content=content, headers=req_headers
-                    )
-            except httpx.TransportError as exc:
-                safe = method in IDEMPOTENT_METHODS or isinstance(
-                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-                )
-                if safe and attempt < self._max_attempts:
-                    await asyncio.sleep(self._backoff(attempt))
-                    continue
-                raise ProviderError(f"Graph transport error: {type(exc).__name__}") from exc
+        return await self._send(
+            method,
+            self.url(path_or_url),
+            replayable=method in IDEMPOTENT_METHODS,
+            headers={"Prefer": prefer_header, **(headers or {})},
+            params=params,
+            json=json,
+            content=content,
+        )
 
-            status = response.status_code
-            if status < 300:
-                return response
-            if status == 401 and not refreshed_after_401:
-                # Expired/invalid token (InvalidAuthenticationToken): refresh once, retry.
-                refreshed_after_401 = True
-                attempt -= 1  # the retry after a refresh is not a throttling attempt
-                await self._refresh(access_token)
-                continue
-            if status in RETRYABLE_STATUSES:
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = self._backoff(attempt)
-                if attempt >= self._max_attempts or wait > self._max_wait:
-                    raise ThrottledError(wait, f"Graph {status} after {attempt} attempt(s)")
-                log.info("graph %s %s: %s, retrying in %.3fs", method, _path_of(url), status, wait)
-                await asyncio.sleep(wait)
-                continue
-            self._raise_for(response)
+    def _retry_of(self, response: httpx.Response, attempt: int, replayable: bool) -> Retry | None:
+        if response.status_code not in RETRYABLE_STATUSES:
+            return None
+        wait = parse_retry_after(response.headers.get("Retry-After"))
+        return Retry(self._backoff(attempt) if wait is None else wait)
 
-    def _raise_for(self, response: httpx.Response) -> None:
+    def _error_of(self, response: httpx.Response) -> Exception:
         status = response.status_code
         code, message = error_of(response)
         lowered = (code or "").lower()
         if status == 410 or lowered in CURSOR_EXPIRED_CODES:
-            raise CursorExpiredError(f"Graph {status} {code or ''}: {message}".strip())
+            return CursorExpiredError(f"Graph {status} {code or ''}: {message}".strip())
         if status == 401:
-            raise AuthRevokedError(f"Graph still answers 401 after a token refresh ({code})")
+            return AuthRevokedError(f"Graph still answers 401 after a token refresh ({code})")
         if status == 404:
-            raise NotFoundError(f"Graph 404 {code or ''}: {message}".strip())
-        raise GraphError(status, code, message)
+            return NotFoundError(f"Graph 404 {code or ''}: {message}".strip())
+        return GraphError(status, code, message)
 
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.8 + 0.4 * random.random())
+    def _backoff(self, attempt: int) -> float:
+        return jittered_backoff(attempt, base=0.5, cap=8.0, jitter=0.2)
 
     async def upload_chunk(self, upload_url: str, chunk: bytes, content_range: str) -> httpx.Response:
         """PUT one byte range to an attachment upload session. The ``uploadUrl`` is
@@ -294,19 +201,17 @@ class GraphClient:
                     )
             except httpx.TransportError as exc:  # PUT of a byte range is idempotent
                 if attempt < self._max_attempts:
-                    await asyncio.sleep(self._backoff(attempt))
+                    await self._sleep(self._backoff(attempt))
                     continue
                 raise ProviderError(f"upload transport error: {type(exc).__name__}") from exc
             if response.status_code < 300:
                 return response
-            if response.status_code in RETRYABLE_STATUSES:
-                wait = parse_retry_after(response.headers.get("Retry-After"))
-                wait = self._backoff(attempt) if wait is None else wait
-                if attempt >= self._max_attempts or wait > self._max_wait:
-                    raise ThrottledError(wait, f"upload {response.status_code}")
-                await asyncio.sleep(wait)
-                continue
-            self._raise_for(response)
+            retry = self._retry_of(response, attempt, True)
+            if retry is None:
+                raise self._error_of(response)
+            if attempt >= self._max_attempts or retry.wait > self._max_wait:
+                raise ThrottledError(retry.wait, f"upload {response.status_code}")
+            await self._sleep(retry.wait)
 
     # ---- conveniences
 
@@ -335,5 +240,12 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def _path_of(url: str) -> str:
-    return urlsplit(url).path  # never log query strings (delta/skip tokens)
+
+__all__ = [
+    "REFRESH_MARGIN",
+    "GraphClient",
+    "GraphError",
+    "error_of",
+    "make_ssl_context",
+    "parse_retry_after",
+]

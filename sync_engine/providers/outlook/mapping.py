@@ -38,6 +38,13 @@ from sync_engine.domain import (
     OutgoingAttachment,
     OutgoingMessage,
 )
+from sync_engine.providers import message_headers
+from sync_engine.providers.message_headers import (
+    as_str,
+    header_map_of,
+    message_ids_in,
+    normalize_message_id,
+)
 
 # Everything MailMessage needs, in one delta/GET round trip.
 MESSAGE_SELECT = ",".join(
@@ -78,7 +85,6 @@ _CONTENT_KEYS = frozenset(
         "hasAttachments",
     }
 )
-_MSG_ID_RE = re.compile(r"<[^<>\s]+>")
 _CID_RE = re.compile(r"""["'(\s]cid:""", re.IGNORECASE)
 
 
@@ -119,10 +125,6 @@ def as_datetime(value: Any) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 # ---- addresses
 
 
@@ -161,33 +163,7 @@ def recipient(address: Address) -> dict[str, Any]:
 def header_map(item: Mapping[str, Any]) -> dict[str, str]:
     """``internetMessageHeaders`` as a case-insensitive (lower-cased) name -> value map;
     the first occurrence of a header wins."""
-    headers: dict[str, str] = {}
-    raw = item.get("internetMessageHeaders")
-    if not isinstance(raw, list):
-        return headers
-    for entry in raw:
-        if isinstance(entry, Mapping):
-            name, value = as_str(entry.get("name")), as_str(entry.get("value"))
-            if name and value is not None:
-                headers.setdefault(name.strip().lower(), value)
-    return headers
-
-
-def message_ids_in(value: str | None) -> list[str]:
-    return _MSG_ID_RE.findall(value) if value else []
-
-
-def normalize_message_id(value: str | None) -> str | None:
-    """Message-IDs with angle brackets, as the domain stores them."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    found = message_ids_in(value)
-    if found:
-        return found[0]
-    if any(c.isspace() for c in value) or "<" in value or ">" in value:
-        return None
-    return f"<{value}>"
+    return header_map_of(item.get("internetMessageHeaders"))
 
 
 # ---- messages
@@ -308,39 +284,13 @@ def change_of(
 
 # ---- outgoing
 
-_HEADERISH_FORBIDDEN = re.compile(r"[\r\n\x00]")
-
-
-def check_header_safe(field: str, value: str | None) -> None:
-    if value is not None and _HEADERISH_FORBIDDEN.search(value):
-        raise ValueError(f"{field} must not contain CR, LF or NUL")
+def _is_address(email: str) -> bool:
+    return "@" in email and not any(c.isspace() for c in email.strip())
 
 
 def validate_outgoing(message: OutgoingMessage) -> None:
     """Reject header injection and unusable messages before any provider call."""
-    check_header_safe("subject", message.subject)
-    check_header_safe("message_id", message.message_id)
-    check_header_safe("in_reply_to", message.in_reply_to)
-    for ref in message.references:
-        check_header_safe("references", ref)
-    for field, addrs in (
-        ("sender", (message.sender,)),
-        ("to", message.to),
-        ("cc", message.cc),
-        ("bcc", message.bcc),
-    ):
-        for addr in addrs:
-            check_header_safe(f"{field}.email", addr.email)
-            check_header_safe(f"{field}.name", addr.name)
-            if "@" not in addr.email or any(c.isspace() for c in addr.email.strip()):
-                raise ValueError(f"{field}: not an email address")
-    for att in message.attachments:
-        check_header_safe("attachment filename", att.filename)
-        check_header_safe("attachment content type", att.content_type)
-    if not (message.to or message.cc or message.bcc):
-        raise ValueError("a message needs at least one recipient")
-    if not message.message_id or normalize_message_id(message.message_id) is None:
-        raise ValueError("message_id must be an RFC 5322 Message-ID")
+    message_headers.validate_outgoing(message, is_address=_is_address)
 
 
 def body_of(message: OutgoingMessage) -> dict[str, str]:

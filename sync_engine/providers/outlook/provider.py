@@ -15,6 +15,7 @@ unused. ``revoke`` is therefore a documented no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -39,10 +40,12 @@ from sync_engine.domain import (
 from sync_engine.providers.base import SendCheckpoint, TokensRefreshed
 from sync_engine.providers.outlook import mapping
 from sync_engine.providers.outlook.auth import MsalAuth
-from sync_engine.providers.outlook.graph_client import GraphClient, make_ssl_context
+from sync_engine.providers.http_support import make_ssl_context
+from sync_engine.providers.outlook.graph_client import GraphClient
 from sync_engine.providers.outlook.push import parse_notifications
 from sync_engine.providers.outlook.send import send_message
 from sync_engine.providers.outlook.sync import DeltaSync, list_attachments, quote_id
+from sync_engine.providers.provider_support import connected_account
 from sync_engine.settings import Settings
 
 # Graph: message subscriptions live at most 4,230 minutes; ask a little less.
@@ -186,16 +189,13 @@ class OutlookProvider:
         self, flow: Mapping[str, Any], callback_params: Mapping[str, str], redirect_uri: str
     ) -> ConnectedAccount:
         tokens = await self._auth.complete(flow, callback_params, redirect_uri)
-        graph = self._graph_client(tokens, on_tokens_refreshed=None)
-        try:
+        async with contextlib.aclosing(self._graph_client(tokens, on_tokens_refreshed=None)) as graph:
             me = await graph.get_json("/me", params={"$select": "mail,userPrincipalName,displayName"})
-        finally:
-            await graph.aclose()
         address = mapping.as_str(me.get("mail")) or mapping.as_str(me.get("userPrincipalName"))
-        if not address or "@" not in address:
-            raise ProviderError("the signed-in account has no mailbox address")
         name = mapping.as_str(me.get("displayName"))
-        return ConnectedAccount(tokens=graph.tokens, address=address.strip().lower(), display_name=name or None)
+        return connected_account(
+            graph.tokens, address, name or None, no_address="the signed-in account has no mailbox address"
+        )
 
     def client(self, tokens: TokenSet, on_tokens_refreshed: TokensRefreshed) -> OutlookMailboxClient:
         graph = self._graph_client(tokens, on_tokens_refreshed=on_tokens_refreshed)

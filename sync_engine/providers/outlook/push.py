@@ -13,12 +13,12 @@ Notices are reduced to (kind, subscription, clientState) and deduplicated: a bat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from sync_engine.domain import PushKind, PushNotice
 from sync_engine.providers.base import PushRejected
+from sync_engine.providers.provider_support import load_push_json
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -30,12 +30,7 @@ LIFECYCLE_KINDS: dict[str, PushKind] = {
 
 
 def parse_notifications(body: bytes) -> list[PushNotice]:
-    if len(body) > MAX_BODY_BYTES:
-        raise PushRejected("notification body too large")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PushRejected("notification body is not JSON") from exc
+    payload = load_push_json(body, max_bytes=MAX_BODY_BYTES, what="notification body")
     if not isinstance(payload, Mapping) or not isinstance(payload.get("value"), list):
         raise PushRejected("notification body has no 'value' array")
     items = payload["value"]

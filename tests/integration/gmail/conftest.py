@@ -9,11 +9,9 @@ its Gmail API. The sandbox's control API (``/_sandbox``) sets the world up.
 from __future__ import annotations
 
 import ssl
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,9 +19,21 @@ import httpx
 import pytest
 
 from sandbox.server import SandboxServer
-from sync_engine.domain import ConnectedAccount, TokenSet
+from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.gmail import GmailProvider, build_gmail_provider
 from sync_engine.settings import Settings
+from tests.support.adapters import (
+    Checkpoint,
+    Post,
+    Recorder,
+    RecordingEndpoint,
+    add_fault,
+    add_mailbox,
+    inbound,
+    mailbox_messages,
+    owner_sends,
+    requests_log,
+)
 
 REDIRECT_URI = "https://app.emailsync.test/oauth/gmail/callback"
 PUBLIC_BASE_URL = "https://crm.emailsync.test"
@@ -83,10 +93,7 @@ def _clean_faults_and_config(control: httpx.Client) -> Iterator[None]:
 @pytest.fixture
 def mailbox(control: httpx.Client) -> str:
     """A fresh Gmail mailbox (unique address) for one test."""
-    address = f"user-{uuid.uuid4().hex[:10]}@gmail.test"
-    r = control.post("/mailboxes", json={"provider": "gmail", "address": address, "name": "Test User"})
-    assert r.status_code == 201, r.text
-    return address
+    return add_mailbox(control, "gmail", f"user-{uuid.uuid4().hex[:10]}@gmail.test")
 
 
 async def sign_in(provider: GmailProvider, sandbox: SandboxServer, address: str) -> ConnectedAccount:
@@ -110,16 +117,6 @@ async def sign_in(provider: GmailProvider, sandbox: SandboxServer, address: str)
     return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
 
 
-class Recorder:
-    """Collects ``on_tokens_refreshed`` calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[TokenSet] = []
-
-    async def __call__(self, tokens: TokenSet) -> None:
-        self.calls.append(tokens)
-
-
 @pytest.fixture
 def refreshed() -> Recorder:
     return Recorder()
@@ -135,60 +132,23 @@ async def connected(provider: GmailProvider, sandbox: SandboxServer, mailbox: st
         await client.aclose()
 
 
-class Checkpoint:
-    """An outbox row's durable send state, in memory."""
-
-    def __init__(self, state: dict[str, Any] | None = None, fail_on_save: int | None = None) -> None:
-        self.state: dict[str, Any] = dict(state or {})
-        self.saves: list[dict[str, Any]] = []
-        self._fail_on_save = fail_on_save
-
-    async def save(self, state: Any) -> None:
-        self.saves.append(dict(state))
-        self.state = dict(state)  # committed...
-        if self._fail_on_save == len(self.saves):
-            raise RuntimeError("worker killed right after the commit")  # ...then the worker dies
-
-
-class PushReceiver:
+class PushReceiver(RecordingEndpoint):
     """A plain-HTTP Pub/Sub push endpoint: records every POST (headers, query, body)."""
 
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], dict[str, str], bytes]] = []
-        self.event = threading.Event()
-        receiver = self
+    path = "/webhooks/gmail"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def answer(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
+        # as the API route hands them over: lower-cased names
+        self.record({k.lower(): v for k, v in handler.headers.items()}, query, body)
+        handler.send_response(204)
+        handler.end_headers()
 
-            def do_POST(self) -> None:  # noqa: N802
-                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                # as the API route hands them over: lower-cased names
-                receiver.posts.append(({k.lower(): v for k, v in self.headers.items()}, query, body))
-                receiver.event.set()
-                self.send_response(204)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/gmail"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[tuple[dict[str, str], dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.posts) >= count:
-                return list(self.posts)
-            self.event.wait(0.05)
-            self.event.clear()
-        raise AssertionError(f"expected {count} push(es), got {len(self.posts)}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[Post]:
+        return self.poll(
+            lambda: list(self.posts) if len(self.posts) >= count else None,
+            timeout,
+            lambda: f"expected {count} push(es), got {len(self.posts)}",
+        )
 
 
 @pytest.fixture
@@ -216,9 +176,7 @@ class World:
         return gmail_settings(self.sandbox, **overrides)
 
     def messages(self, address: str, folder: str | None = None) -> list[dict[str, Any]]:
-        r = self.control.get(f"/mailboxes/{address}/messages", params={"folder": folder} if folder else None)
-        assert r.status_code == 200, r.text
-        return r.json()
+        return mailbox_messages(self.control, address, folder)
 
     def message(self, address: str, message_id: str) -> dict[str, Any]:
         r = self.control.get(f"/mailboxes/{address}/messages/{message_id}")
@@ -226,18 +184,10 @@ class World:
         return r.json()
 
     def requests(self, address: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        params = {"mailbox": address} if address else {}
-        if path:
-            params["path"] = path
-        r = self.control.get("/requests", params=params)
-        assert r.status_code == 200, r.text
-        return r.json()
+        return requests_log(self.control, address, path)
 
     def inbound(self, address: str, **fields: Any) -> dict[str, Any]:
-        fields.setdefault("from", {"address": "client@example.com", "name": "A Client"})
-        r = self.control.post(f"/mailboxes/{address}/inbound", json=fields)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return inbound(self.control, address, **fields)
 
     def inbound_bulk(self, address: str, messages: list[dict[str, Any]]) -> None:
         for m in messages:
@@ -246,13 +196,10 @@ class World:
         assert r.status_code in (200, 201), r.text
 
     def owner_sends(self, address: str, **fields: Any) -> dict[str, Any]:
-        r = self.control.post(f"/mailboxes/{address}/send", json=fields)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return owner_sends(self.control, address, **fields)
 
     def fault(self, **spec: Any) -> None:
-        r = self.control.post("/faults", json=spec)
-        assert r.status_code == 201, r.text
+        add_fault(self.control, **spec)
 
     def config(self, **values: Any) -> None:
         r = self.control.patch("/config", json=values)

@@ -8,11 +8,9 @@ Graph. The sandbox's control API (``/_sandbox``) sets the world up.
 from __future__ import annotations
 
 import ssl
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,9 +19,21 @@ import httpx
 import pytest
 
 from sandbox.server import SandboxServer
-from sync_engine.domain import ConnectedAccount, TokenSet
+from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.outlook import OutlookProvider, build_outlook_provider
 from sync_engine.settings import Settings
+from tests.support.adapters import (
+    Checkpoint,
+    Post,
+    Recorder,
+    RecordingEndpoint,
+    add_fault,
+    add_mailbox,
+    inbound,
+    mailbox_messages,
+    owner_sends,
+    requests_log,
+)
 
 REDIRECT_URI = "https://app.emailsync.test/oauth/outlook/callback"
 
@@ -68,10 +78,7 @@ def _clean_faults_and_config(control: httpx.Client) -> Iterator[None]:
 @pytest.fixture
 def mailbox(control: httpx.Client) -> str:
     """A fresh Outlook mailbox (unique address) for one test."""
-    address = f"user-{uuid.uuid4().hex[:10]}@contoso.test"
-    r = control.post("/mailboxes", json={"provider": "outlook", "address": address, "name": "Test User"})
-    assert r.status_code == 201, r.text
-    return address
+    return add_mailbox(control, "outlook", f"user-{uuid.uuid4().hex[:10]}@contoso.test")
 
 
 async def sign_in(provider: OutlookProvider, sandbox: SandboxServer, address: str) -> ConnectedAccount:
@@ -85,16 +92,6 @@ async def sign_in(provider: OutlookProvider, sandbox: SandboxServer, address: st
     params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     assert params["state"] == request.state
     return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
-
-
-class Recorder:
-    """Collects ``on_tokens_refreshed`` calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[TokenSet] = []
-
-    async def __call__(self, tokens: TokenSet) -> None:
-        self.calls.append(tokens)
 
 
 @pytest.fixture
@@ -112,75 +109,30 @@ async def connected(provider: OutlookProvider, sandbox: SandboxServer, mailbox: 
         await client.aclose()
 
 
-class Checkpoint:
-    """An outbox row's durable send state, in memory."""
-
-    def __init__(
-        self,
-        state: dict[str, Any] | None = None,
-        fail_on_save: int | None = None,
-        fail_with: type[BaseException] = RuntimeError,
-    ) -> None:
-        self.state: dict[str, Any] = dict(state or {})
-        self.saves: list[dict[str, Any]] = []
-        self._fail_on_save = fail_on_save
-        self._fail_with = fail_with
-
-    async def save(self, state: Any) -> None:
-        self.saves.append(dict(state))
-        self.state = dict(state)  # committed...
-        if self._fail_on_save == len(self.saves):
-            raise self._fail_with("worker killed right after the commit")  # ...then the worker dies
-
-
-class WebhookReceiver:
+class WebhookReceiver(RecordingEndpoint):
     """A plain-HTTP notification endpoint: echoes validation tokens, records posts."""
 
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], dict[str, str], bytes]] = []
-        self.event = threading.Event()
-        receiver = self
+    path = "/webhooks/graph"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+    def answer(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
+        if "validationToken" in query:
+            payload = query["validationToken"].encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        self.record(dict(handler.headers), query, body)
+        handler.send_response(202)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
-            def do_POST(self) -> None:  # noqa: N802
-                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if "validationToken" in query:
-                    payload = query["validationToken"].encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/plain")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                receiver.posts.append((dict(self.headers), query, body))
-                receiver.event.set()
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+    def wait_for(self, predicate, timeout: float = 10.0) -> list[Post]:
+        def hits() -> list[Post] | None:
+            return [p for p in self.posts if predicate(p)] or None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/graph"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def wait_for(self, predicate, timeout: float = 10.0) -> list[tuple[dict[str, str], dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hits = [p for p in self.posts if predicate(p)]
-            if hits:
-                return hits
-            self.event.wait(0.05)
-            self.event.clear()
-        raise AssertionError("no matching notification arrived")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return self.poll(hits, timeout, lambda: "no matching notification arrived")
 
 
 @pytest.fixture
@@ -188,28 +140,6 @@ def webhook() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
-
-
-def messages(control: httpx.Client, address: str, folder: str | None = None) -> list[dict[str, Any]]:
-    r = control.get(f"/mailboxes/{address}/messages", params={"folder": folder} if folder else None)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def requests_log(control: httpx.Client, address: str | None, path: str | None = None) -> list[dict[str, Any]]:
-    params = {"mailbox": address} if address else {}
-    if path:
-        params["path"] = path
-    r = control.get("/requests", params=params)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def inbound(control: httpx.Client, address: str, **fields: Any) -> dict[str, Any]:
-    fields.setdefault("from", {"address": "client@example.com", "name": "A Client"})
-    r = control.post(f"/mailboxes/{address}/inbound", json=fields)
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 class World:
@@ -226,7 +156,7 @@ class World:
         return await sign_in(self.provider, self.sandbox, address)
 
     def messages(self, address: str, folder: str | None = None) -> list[dict[str, Any]]:
-        return messages(self.control, address, folder)
+        return mailbox_messages(self.control, address, folder)
 
     def requests(self, address: str | None, path: str | None = None) -> list[dict[str, Any]]:
         return requests_log(self.control, address, path)
@@ -235,13 +165,10 @@ class World:
         return inbound(self.control, address, **fields)
 
     def owner_sends(self, address: str, **fields: Any) -> dict[str, Any]:
-        r = self.control.post(f"/mailboxes/{address}/send", json=fields)
-        assert r.status_code == 201, r.text
-        return r.json()
+        return owner_sends(self.control, address, **fields)
 
     def fault(self, **spec: Any) -> None:
-        r = self.control.post("/faults", json=spec)
-        assert r.status_code == 201, r.text
+        add_fault(self.control, **spec)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import json
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -26,31 +25,22 @@ import pytest
 
 from sync_engine.domain import TokenSet
 from sync_engine.providers.gmail.gmail_client import GmailClient
+from tests.support.samples import read_sample_text, sample_loader
 
-# ../shared/provider-samples beside the repository (as laid out for sessions and CI).
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "provider-samples"
 BASE = "https://gmail.test"
 
 UNITS = {"profile": 1, "messages.list": 5, "messages.get": 5, "history": 2, "send": 100, "modify": 5,
          "attachments": 5, "watch": 100, "stop": 50}
 
 
-def _load(name: str) -> Any:
-    return json.loads((SAMPLES / name).read_text(encoding="utf-8"))
-
-
 @pytest.fixture(scope="session")
 def sample():
-    assert SAMPLES.is_dir(), f"provider samples not found at {SAMPLES}"
-    return _load
+    return sample_loader()
 
 
 @pytest.fixture(scope="session")
 def sample_text():
-    def read(name: str) -> str:
-        return (SAMPLES / name).read_text(encoding="utf-8")
-
-    return read
+    return read_sample_text
 
 
 def b64url(data: bytes | str) -> str:

@@ -17,6 +17,7 @@ import pytest
 from tests.support.flows import SEND, THREAD_EVENTS, connect_mailbox, sandbox_messages, thread_messages
 from tests.support.stack import Stack
 
+CONNECTION_EVENTS = "subscription { emailConnectionEvents { type emailConnection { address status } } }"
 PROVIDERS = {"OUTLOOK": ("sent", "inbox"), "GMAIL": ("sent", "inbox")}
 
 
@@ -26,7 +27,11 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
     contact = f"ann-{uuid.uuid4().hex[:6]}@client.example"
     tenant = await stack.seed_tenant(name="Acme Homes", contacts=(contact,))
     mailbox = tenant.user_email
-    await connect_mailbox(stack, tenant, provider, mailbox)
+    async with stack.subscribe(CONNECTION_EVENTS, {}, token=tenant.token) as connection_events:
+        await connect_mailbox(stack, tenant, provider, mailbox)
+        # The connection's owner hears it become active (published when the sign-in completes).
+        event = await asyncio.wait_for(_next_connection_status(connection_events, "ACTIVE"), timeout=20)
+        assert event["emailConnection"]["address"].lower() == mailbox.lower()
     # The provider was asked to push changes to us (Graph subscription / Gmail watch).
     async def subscribed():
         path = "/_sandbox/subscriptions" if provider == "OUTLOOK" else "/_sandbox/google/watches"
@@ -79,6 +84,15 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
     assert len(messages) == 3
     crm = next(m for m in messages if (m["text"] or "").strip() == "Does 3pm suit you?")
     assert crm["origin"] == "CRM" and crm["status"] == "SENT"
+
+
+async def _next_connection_status(events: asyncio.Queue, status: str) -> dict:
+    while True:
+        payload = await events.get()
+        assert "__end__" not in payload, payload
+        event = payload["data"]["emailConnectionEvents"]
+        if event["emailConnection"] and event["emailConnection"]["status"] == status:
+            return event
 
 
 async def _next_added(events: asyncio.Queue, text: str) -> dict:

@@ -111,3 +111,32 @@ async def test_gmail_quota_429_slows_the_import_down_but_it_finishes(stack: Stac
         await stack.sandbox.patch("/_sandbox/config", json={
             "gmail_quota_per_minute": config.get("gmail_quota_per_minute", 15000),
             "gmail_quota_window_seconds": config.get("gmail_quota_window_seconds", 60)})
+
+
+@pytest.mark.parametrize("provider", ["OUTLOOK", "GMAIL"])
+async def test_push_registrations_are_renewed_before_they_expire(stack: Stack, provider: str) -> None:
+    tenant = await stack.seed_tenant(name="Renewal")
+    await connect_mailbox(stack, tenant, provider, tenant.user_email)
+
+    async def registered():
+        async with stack.runtime.sessions() as session:
+            conn = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id))
+        return conn if conn.watch_expires_at else None
+
+    conn = await stack.wait_for(registered, what="a push registration")
+    soon = datetime.now(UTC) + timedelta(hours=2)  # inside the renewal window (a day ahead)
+    async with stack.runtime.sessions.begin() as session:
+        (await session.get(EmailConnection, conn.id)).watch_expires_at = soon
+    await stack.runtime.queue.enqueue("renew_expiring_watches")
+
+    async def renewed():
+        async with stack.runtime.sessions() as session:
+            fresh = await session.get(EmailConnection, conn.id)
+        return fresh if fresh.watch_expires_at > soon + timedelta(hours=12) else None
+
+    fresh = await stack.wait_for(renewed, what="the renewed registration")
+    assert fresh.status == "active"
+    if provider == "OUTLOOK":  # the same Graph subscription, with a later expiry at Microsoft too
+        assert fresh.watch_id == conn.watch_id
+        subs = [s for s in (await stack.sandbox.get("/_sandbox/subscriptions")).json() if s.get("id") == conn.watch_id]
+        assert len(subs) == 1

@@ -44,7 +44,7 @@ class _LazyGraphQL:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._view is None:
             rt: Runtime = self._state.runtime
-            self.response_cache = ResponseCache(rt)
+            self.response_cache = ResponseCache(rt) if rt.settings.response_cache else None
             self._view = GraphQLView(
                 rt,
                 Authenticator(rt),

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     gmail_push_audience: str | None = None
     gmail_push_service_account: str = "gmail-push@emailsync.iam.gserviceaccount.com"
 
+    # Cache whole results of shared reads (threads, thread, contacts), dropped by the event bus.
+    response_cache: bool = True
     # The Redis queue the API and workers share; separate deployments on one Redis use distinct names.
     queue_name: str = "emailsync:jobs"
     # Queue tuning: how often arq polls Redis for new jobs (seconds).

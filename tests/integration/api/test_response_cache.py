@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+from sqlalchemy import event
+
+from api.app import create_app
 from sync_engine.events import DomainEvent, EventType
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import Api, build_runtime, close_runtime, start_server
 from tests.integration.api.test_threads import count_statements
 
 QUERY = "query ($first: Int) { threads(first: $first) { edges { node { subject contact { name } } } } }"
@@ -71,3 +75,28 @@ async def test_viewer_dependent_documents_are_not_cached(api: Api) -> None:
         with count_statements(api) as statements:
             await api.data(query)
         assert statements  # executed every time
+
+
+async def test_cache_can_be_switched_off(api: Api) -> None:
+    """EMAILSYNC_RESPONSE_CACHE=false: every shared read executes (operators may prefer freshness)."""
+    settings = api.settings.model_copy(update={"response_cache": False})
+    rt = await build_runtime(settings)
+    server = await start_server(create_app(settings, runtime=rt))
+    executed: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        executed.append(statement)
+
+    event.listen(rt.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        headers = {"Authorization": api.auth_header("user_a")}
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            for _ in range(3):
+                before = len(executed)
+                response = await http.post("/graphql", json={"query": QUERY, "variables": {"first": 41}}, headers=headers)
+                assert response.status_code == 200 and "errors" not in response.json()
+                assert any("threads" in s for s in executed[before:])  # the page was read from the database
+    finally:
+        event.remove(rt.engine.sync_engine, "before_cursor_execute", record)
+        await server.stop()
+        await close_runtime(rt)

@@ -121,9 +121,9 @@ async def test_push_registrations_are_renewed_before_they_expire(stack: Stack, p
     async def registered():
         async with stack.runtime.sessions() as session:
             conn = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id))
-        return conn if conn.watch_expires_at else None
+        return conn if conn.watch_expires_at and conn.last_sync_at and conn.status == "active" else None
 
-    conn = await stack.wait_for(registered, what="a push registration")
+    conn = await stack.wait_for(registered, what="a push registration and the first import")
     soon = datetime.now(UTC) + timedelta(hours=2)  # inside the renewal window (a day ahead)
     async with stack.runtime.sessions.begin() as session:
         (await session.get(EmailConnection, conn.id)).watch_expires_at = soon

@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sandbox import ids
+from sandbox.account_chooser import account_chooser
 from sandbox.context import Sandbox
 from sandbox.google.signing import subject_id
 from sandbox.google.state import google_state
@@ -61,23 +62,6 @@ def _error_page(message: str) -> HTMLResponse:
     )
 
 
-def _chooser(request: Request, mailboxes: list[Mailbox]) -> HTMLResponse:
-    items = []
-    for mailbox in mailboxes:
-        params = dict(request.query_params)
-        params["login_hint"] = mailbox.address
-        href = f"{request.url.path}?{urlencode(params)}"
-        items.append(
-            f'<li><a class="account" href="{html.escape(href)}">{html.escape(mailbox.name)} '
-            f"&lt;{html.escape(mailbox.address)}&gt;</a></li>"
-        )
-    body = "".join(items) or "<li>No Gmail mailboxes exist in the sandbox.</li>"
-    return HTMLResponse(
-        "<!doctype html><html><head><title>Sign in - Google Accounts</title></head><body>"
-        f"<h1>Choose an account</h1><ul>{body}</ul></body></html>"
-    )
-
-
 def _redirect(redirect_uri: str, params: dict[str, str]) -> Response:
     separator = "&" if "?" in redirect_uri else "?"
     return RedirectResponse(redirect_uri + separator + urlencode(params), status_code=302)
@@ -102,7 +86,8 @@ async def authorize(sandbox: Sandbox, request: Request) -> Response:
     if not login_hint:
         if q.get("prompt") == "none":
             return _redirect(redirect_uri, {**echo, "error": "interaction_required"})
-        return _chooser(request, sandbox.store.mailboxes("gmail"))
+        return account_chooser(request, sandbox.store.mailboxes("gmail"), title="Sign in - Google Accounts", heading="Choose an account",
+                               empty="No Gmail mailboxes exist in the sandbox.")
     mailbox = sandbox.store.mailbox(login_hint)
     if mailbox is None or mailbox.provider != "gmail":
         return _redirect(redirect_uri, {**echo, "error": "access_denied"})

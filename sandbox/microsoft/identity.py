@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sandbox import ids
+from sandbox.account_chooser import account_chooser
 from sandbox.context import Sandbox
 from sandbox.microsoft.state import ms_state
 from sandbox.store import Mailbox
@@ -148,23 +149,6 @@ def _redirect_with(redirect_uri: str, params: dict[str, str], response_mode: str
     return RedirectResponse(redirect_uri + separator + urlencode(params), status_code=302)
 
 
-def _account_picker(request: Request, mailboxes: list[Mailbox]) -> HTMLResponse:
-    items = []
-    for mailbox in mailboxes:
-        params = dict(request.query_params)
-        params["login_hint"] = mailbox.address
-        href = f"{request.url.path}?{urlencode(params)}"
-        items.append(
-            f'<li><a class="account" href="{html.escape(href)}">{html.escape(mailbox.name)} '
-            f"&lt;{html.escape(mailbox.address)}&gt;</a></li>"
-        )
-    body = "".join(items) or "<li>No Outlook mailboxes exist in the sandbox.</li>"
-    return HTMLResponse(
-        "<!doctype html><html><head><title>Sign in to your account</title></head><body>"
-        f"<h1>Pick an account</h1><ul>{body}</ul></body></html>"
-    )
-
-
 async def authorize(sandbox: Sandbox, request: Request) -> Response:
     tenant = request.path_params["tenant"]
     q = request.query_params
@@ -184,7 +168,8 @@ async def authorize(sandbox: Sandbox, request: Request) -> Response:
         if q.get("prompt") == "none":
             return _redirect_with(redirect_uri, {"error": "login_required",
                                   "error_description": "AADSTS50058: A silent sign-in request was sent but no user is signed in.", **echo}, response_mode)
-        return _account_picker(request, sandbox.store.mailboxes("outlook"))
+        return account_chooser(request, sandbox.store.mailboxes("outlook"), title="Sign in to your account", heading="Pick an account",
+                               empty="No Outlook mailboxes exist in the sandbox.")
     mailbox = sandbox.store.mailbox(login_hint)
     if mailbox is None or mailbox.provider != "outlook":
         return _redirect_with(redirect_uri, {"error": "access_denied",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.engine import create_engine, create_sessionmaker
 from sync_engine.crypto import SecretBox
 from sync_engine.domain import Provider
+from sync_engine.event_backends import SupervisedRedisBackend
 from sync_engine.events import BroadcastEventBus, EventBus
 from sync_engine.providers.base import MailProvider
 from sync_engine.providers.registry import build_providers
@@ -54,7 +55,10 @@ async def open_runtime(settings: Settings, *, queue: JobQueue | None = None) -> 
     """Open everything; ``queue`` overrides the default (inline without Redis, arq with it)."""
     _apply_ca_bundle(settings)
     engine = create_engine(settings.database_url)
-    broadcast = Broadcast(settings.redis_url or "memory://")
+    if settings.redis_url:
+        broadcast = Broadcast(backend=SupervisedRedisBackend(settings.redis_url))
+    else:
+        broadcast = Broadcast("memory://")
     await broadcast.connect()
     rt = Runtime(
         settings=settings,

@@ -23,11 +23,22 @@ class SandboxProcess:
             self.process.kill()
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when ``emailsync dev`` exits, however it exits
+    (uvicorn re-raises SIGTERM after shutdown, which skips ``finally`` blocks)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_sandbox(state_dir: Path, port: int = 0, host: str = "127.0.0.1") -> SandboxProcess:
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port), "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_die_with_parent,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

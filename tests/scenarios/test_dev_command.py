@@ -92,3 +92,12 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    # Stopping `emailsync dev` stops its sandbox too (no orphaned simulator keeps the port).
+    for _ in range(50):
+        try:
+            httpx.get(f"https://127.0.0.1:{sandbox_port}/_sandbox/health", verify=False, timeout=0.5)
+        except httpx.ConnectError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the sandbox outlived emailsync dev")

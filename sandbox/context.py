@@ -118,3 +118,13 @@ class Sandbox:
 
 # Strong references to fire-and-forget tasks (the loop keeps only weak ones).
 _background: set[asyncio.Task[Any]] = set()
+
+
+def bind_sandbox(sandbox: Sandbox, handler: Any) -> Any:
+    """A Starlette endpoint calling ``handler(sandbox, request)`` (sync or async)."""
+
+    async def endpoint(request: Any) -> Any:
+        result = handler(sandbox, request)
+        return await result if hasattr(result, "__await__") else result
+
+    return endpoint

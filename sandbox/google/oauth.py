@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from sandbox import ids
 from sandbox.account_chooser import account_chooser
-from sandbox.context import Sandbox
+from sandbox.context import Sandbox, bind_sandbox
 from sandbox.google.signing import subject_id
 from sandbox.google.state import google_state
 from sandbox.store import Mailbox
@@ -291,11 +291,7 @@ def openid_configuration(sandbox: Sandbox, request: Request) -> Response:
 
 def routes(sandbox: Sandbox) -> list[Route]:
     def bind(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            result = handler(sandbox, request)
-            return await result if hasattr(result, "__await__") else result
-
-        return endpoint
+        return bind_sandbox(sandbox, handler)
 
     return [
         Route("/o/oauth2/v2/auth", bind(authorize)),

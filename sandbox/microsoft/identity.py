@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from sandbox import ids
 from sandbox.account_chooser import account_chooser
-from sandbox.context import Sandbox
+from sandbox.context import Sandbox, bind_sandbox
 from sandbox.microsoft.state import ms_state
 from sandbox.store import Mailbox
 from sandbox.tokens import pkce_matches
@@ -318,11 +318,7 @@ def _redeem_refresh(sandbox: Sandbox, request: Request, form: dict[str, str], cl
 
 def routes(sandbox: Sandbox) -> list[Route]:
     def bind(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            result = handler(sandbox, request)
-            return await result if hasattr(result, "__await__") else result
-
-        return endpoint
+        return bind_sandbox(sandbox, handler)
 
     return [
         Route("/common/discovery/instance", bind(instance_discovery)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -43,8 +45,19 @@ def change_key() -> str:
     return "CQAAABYAAAC" + base64.b64encode(secrets.token_bytes(21)).decode("ascii")
 
 
+_last_gmail_id = 0
+_gmail_id_lock = threading.Lock()
+
+
 def gmail_id() -> str:
-    return secrets.token_hex(8)
+    """16 hex digits that grow with time, as Gmail's do (the millisecond clock in the
+    high bits, 20 low bits of noise), strictly increasing within this process so that
+    ties on ``internalDate`` still order newest-first by id."""
+    global _last_gmail_id
+    candidate = (int(time.time() * 1000) << 20) | secrets.randbits(20)
+    with _gmail_id_lock:
+        _last_gmail_id = max(candidate, _last_gmail_id + 1)
+        return f"{_last_gmail_id & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 def new_message_id(provider: str) -> str:

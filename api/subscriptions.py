@@ -61,6 +61,10 @@ async def _stream(
 ) -> AsyncGenerator[SyncEvent, None]:
     async with info.context.runtime.events.subscribe(channel) as events:
         async for event in events:
+            if event.type == EventType.EVENTS_MISSED:  # no ids, nothing to scope: always passed on
+                yield SyncEvent(type=SyncEventType.EVENTS_MISSED, occurred_at=datetime.now(UTC),
+                                thread_db_id=None, message_db_id=None, connection_db_id=None)
+                continue
             # Channels are per sub-account already; this is the belt to those braces.
             if event.sub_account_id != str(sub_account_id) or not accept(event):
                 continue

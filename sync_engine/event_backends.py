@@ -4,7 +4,10 @@ broadcaster's Redis backend reads pub/sub messages in a task that dies on the fi
 connection error: after a Redis restart, publishing works again but subscribers
 silently receive nothing more (DESIGN.md section 6). Here the reader survives: on a
 connection error it waits (with backoff), reconnects and resubscribes to every
-channel that still has listeners, then goes on delivering.
+channel that still has listeners, then goes on delivering. Whatever was published
+while it was away is gone (Redis pub/sub keeps nothing), so each of those channels
+first gets an ``EVENTS_MISSED`` event: subscribers refetch instead of silently
+showing stale data.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broadcaster import Event
+
+from sync_engine.events import DomainEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +66,16 @@ class SupervisedRedisBackend(RedisBackend):
                 pass
             self._pubsub = self._conn.pubsub()
             try:
-                if self._channels:
-                    await self._pubsub.subscribe(*self._channels)
+                channels = sorted(self._channels)
+                if channels:
+                    await self._pubsub.subscribe(*channels)
                 else:
                     self._ready.clear()
                 self.reconnects += 1
-                log.info("event bus resubscribed to %d channels", len(self._channels))
+                log.info("event bus resubscribed to %d channels", len(channels))
+                missed = DomainEvent.events_missed().to_json()
+                for channel in channels:
+                    await self._queue.put(Event(channel=channel, message=missed))
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await asyncio.sleep(backoff)

@@ -9,6 +9,7 @@ in-memory backend serves the embedded single-process mode.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,12 +18,17 @@ from typing import Any, Protocol
 
 from sync_engine.domain import utc_now_iso
 
+log = logging.getLogger(__name__)
+
 
 class EventType:
     MESSAGE_ADDED = "message_added"
     MESSAGE_UPDATED = "message_updated"
     THREAD_CREATED = "thread_created"
     CONNECTION_CHANGED = "connection_changed"
+    # Not a change: the bus lost its connection and may have dropped events on this
+    # channel. Carries no ids (it is not scoped to anything); subscribers refetch.
+    EVENTS_MISSED = "events_missed"
 
 
 def subaccount_channel(sub_account_id: uuid.UUID | str) -> str:
@@ -55,6 +61,10 @@ class DomainEvent:
     def from_json(cls, raw: str) -> DomainEvent:
         return cls(**json.loads(raw))
 
+    @classmethod
+    def events_missed(cls) -> DomainEvent:
+        return cls(type=EventType.EVENTS_MISSED, sub_account_id="")
+
     def channels(self) -> list[str]:
         out = [subaccount_channel(self.sub_account_id)]
         if self.thread_id:
@@ -73,15 +83,26 @@ class EventBus(Protocol):
 
 
 class BroadcastEventBus:
-    """EventBus over a ``broadcaster.Broadcast`` (memory:// or redis://)."""
+    """EventBus over a ``broadcaster.Broadcast`` (memory:// or redis://).
+
+    Publishing is best effort: events are announced after the change they describe has
+    committed, so a bus outage must not turn a done change into an error (a client
+    would retry a send that is already queued). Subscribers whose listener lost the
+    bus are told so with an ``EVENTS_MISSED`` event once it is back.
+    """
 
     def __init__(self, broadcast: Any) -> None:
         self._broadcast = broadcast
+        self.dropped = 0  # events that could not be published (metrics, tests)
 
     async def publish(self, event: DomainEvent) -> None:
         payload = event.to_json()
         for channel in event.channels():
-            await self._broadcast.publish(channel=channel, message=payload)
+            try:
+                await self._broadcast.publish(channel=channel, message=payload)
+            except Exception as exc:  # the bus is down; the change itself is committed
+                self.dropped += 1
+                log.warning("event bus unavailable, %s event not published (%s)", event.type, type(exc).__name__)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:

@@ -30,6 +30,11 @@ class SyncEventType(enum.Enum):
     CONNECTION_CHANGED = strawberry.enum_value(
         "connection_changed", description="A mailbox connection changed state or finished a sync."
     )
+    EVENTS_MISSED = strawberry.enum_value(
+        "events_missed",
+        description="The live stream was interrupted (the server lost its event bus for a while) and events may "
+        "have been missed: refetch what you show. Carries no thread, message or connection.",
+    )
 
 
 @strawberry.type(description="A change in the sub-account's mail, delivered live.")

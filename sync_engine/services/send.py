@@ -6,6 +6,7 @@ so a crash can never leave a sent email without its CRM record.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from sync_engine.rules.threading import references_for_reply, reply_subject
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 from db.base import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,7 +123,13 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
         await repo.add_to_thread_counters(session, thread.id, sent_at=now, unread=False, snippet=message.snippet)
         await session.flush()
         outbox_id = outbox.id
-    await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
+    try:
+        await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
+    except Exception as exc:
+        # The send is committed: failing here would invite the client to send it again.
+        # The periodic requeue_due_outbox job picks the row up once the queue is back.
+        log.warning("queue unavailable, outbox item %s waits for the periodic requeue (%s)", outbox_id,
+                    type(exc).__name__)
     if request.thread_id is None:
         await rt.events.publish(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(sub_account_id), thread_id=str(thread.id)))
     await rt.events.publish(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(sub_account_id),

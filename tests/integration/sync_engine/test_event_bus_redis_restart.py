@@ -3,52 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
 from broadcaster import Broadcast
 
 from sync_engine.event_backends import SupervisedRedisBackend
-from tests.support.stack import free_port
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG":
-            return proc
-        time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
-
-
-@dataclass
-class PrivateRedis:
-    port: int
-    workdir: Path
-    proc: subprocess.Popen[bytes]
-
-    def restart(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        time.sleep(0.3)
-        self.proc = _start_redis(self.port, self.workdir)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A Redis of this test's own, so restarting it disturbs nothing else."""
-    port = free_port()
-    redis = PrivateRedis(port, tmp_path, _start_redis(port, tmp_path))
-    yield redis
-    redis.proc.terminate()
-    redis.proc.wait(timeout=10)
+from sync_engine.events import BroadcastEventBus, DomainEvent, EventType
+from tests.support.private_redis import PrivateRedis, private_redis  # noqa: F401  (fixture)
 
 
 async def _next(subscriber, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]
@@ -57,7 +17,7 @@ async def _next(subscriber, timeout: float = 10.0) -> str:  # type: ignore[no-un
 
 
 async def test_a_subscriber_survives_a_redis_restart(private_redis: PrivateRedis) -> None:
-    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    url = private_redis.url
     backend = SupervisedRedisBackend(url)
     publisher = Broadcast(url)  # another process's plain publisher, like the worker's
     async with Broadcast(backend=backend) as bus, publisher:
@@ -68,14 +28,34 @@ async def test_a_subscriber_survives_a_redis_restart(private_redis: PrivateRedis
 
             await asyncio.to_thread(private_redis.restart)
 
-            # Publishing works at once; delivery resumes once the listener has resubscribed.
+            # Publishing works at once; delivery resumes once the listener has resubscribed,
+            # and the first thing the subscriber hears is that it may have missed events.
+            heard: list[str] = []
             for _ in range(100):
                 await publisher.publish("thread.t1", "after")
                 try:
-                    assert await _next(subscriber, timeout=0.2) == "after"
-                    break
+                    heard.append(await _next(subscriber, timeout=0.2))
                 except asyncio.TimeoutError:
                     continue
+                if heard[-1] == "after":
+                    break
             else:
-                raise AssertionError("the subscriber never heard from Redis again")
+                raise AssertionError(f"the subscriber never heard from Redis again (heard {heard})")
+            assert DomainEvent.from_json(heard[0]).type == EventType.EVENTS_MISSED
+            assert heard[1:] == ["after"]
             assert backend.reconnects >= 1
+
+
+async def test_publishing_while_redis_is_down_loses_the_event_not_the_change(private_redis: PrivateRedis) -> None:
+    """Events are announced after their change committed: a bus outage must not raise into it."""
+    async with Broadcast(backend=SupervisedRedisBackend(private_redis.url)) as broadcast:
+        bus = BroadcastEventBus(broadcast)
+        event = DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id="s1", thread_id="t1")
+        await bus.publish(event)
+        assert bus.dropped == 0
+        await asyncio.to_thread(private_redis.stop)
+        await bus.publish(event)  # subaccount + thread channels: two publishes, both refused
+        assert bus.dropped == 2
+        await asyncio.to_thread(private_redis.start)
+        await bus.publish(event)
+        assert bus.dropped == 2

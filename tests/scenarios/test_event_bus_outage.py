@@ -1,0 +1,105 @@
+"""Redis goes away and comes back, as a client of the API lives through it.
+
+Production shape (PostgreSQL, Redis for the queue and the event bus). While Redis is
+down a CRM send still answers normally (it is committed in the outbox; the queue
+being down is no reason to make the client send it again). When Redis is back, a
+live ``inboxEvents`` subscriber is told it may have missed events (``EVENTS_MISSED``,
+so it refetches) and goes on receiving events; a worker started then delivers the
+waiting send exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.server import SandboxServer
+from sync_engine.events import DomainEvent, EventType
+from tests.support.databases import create_database, drop_database
+from tests.support.flows import SEND, connect_mailbox, sandbox_messages
+from tests.support.private_redis import PrivateRedis, private_redis  # noqa: F401  (fixture)
+from tests.support.stack import Stack, running_stack, settings_env
+
+INBOX_EVENTS = "subscription { inboxEvents { type thread { subject } } }"
+
+
+@pytest.fixture
+async def stack_on_private_redis(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
+                                 encryption_key: str) -> AsyncIterator[Stack]:
+    url, db_name = await create_database("postgres", tmp_path)
+    try:
+        # No worker yet: the test starts one once Redis is back.
+        async with running_stack(database_url=url, redis_url=private_redis.url, sandbox_url=sandbox_server.base_url,
+                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
+                                 separate_worker=False) as stack:
+            yield stack
+    finally:
+        await drop_database(db_name)
+
+
+async def _next_event(events: asyncio.Queue, timeout: float = 20.0) -> dict:  # type: ignore[type-arg]
+    payload = await asyncio.wait_for(events.get(), timeout=timeout)
+    assert "__end__" not in payload, payload
+    return payload["data"]["inboxEvents"]
+
+
+async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private_redis: Stack,
+                                                                 private_redis: PrivateRedis) -> None:
+    stack = stack_on_private_redis
+    contact = f"ann-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Outage Homes", contacts=(contact,))
+    mailbox = tenant.user_email
+    await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)
+
+    async with stack.subscribe(INBOX_EVENTS, {}, token=tenant.token) as events:
+        # The server subscribes to the bus asynchronously: publish a probe until it is heard.
+        probe = DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(tenant.sub_account_id))
+        for _ in range(100):
+            await stack.runtime.events.publish(probe)
+            try:
+                assert (await _next_event(events, timeout=0.1))["type"] == "THREAD_CREATED"
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise AssertionError("the subscription never became live")
+        while not events.empty():
+            events.get_nowait()
+
+        await asyncio.to_thread(private_redis.stop)
+        data = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "Sent during the outage",
+                                                    "text": "Still there?"}}, token=tenant.token)
+        payload = data["sendEmail"]
+        assert payload["userErrors"] == [] and payload["message"]["status"] == "QUEUED", payload
+
+        await asyncio.to_thread(private_redis.start)
+        assert (await _next_event(events))["type"] == "EVENTS_MISSED"
+
+        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"],
+                                  env={**os.environ, **settings_env(stack.settings)})
+        try:
+            # The worker's periodic outbox requeue (run at start-up) finds the waiting send.
+            async def in_sent_items():
+                found = [m for m in await sandbox_messages(stack, mailbox, "sent")
+                         if m["subject"] == "Sent during the outage"]
+                return found or None
+
+            assert len(await stack.wait_for(in_sent_items, timeout=30, what="the send in Sent Items")) == 1
+            # Live events flow again: the delivery is announced to the same subscriber.
+            assert (await _next_event(events))["type"] == "MESSAGE_UPDATED"
+            await asyncio.sleep(1.0)  # a duplicate delivery would land by now
+            sent = [m for m in await sandbox_messages(stack, mailbox, "sent") if m["subject"] == "Sent during the outage"]
+            assert len(sent) == 1
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()

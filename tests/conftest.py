@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.support.databases import create_database, drop_database
+from tests.support.private_redis import private_redis  # noqa: F401  (a fixture, offered to every test)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sandbox.server import SandboxServer
 from sync_engine.events import DomainEvent, EventType
 from tests.support.databases import create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
-from tests.support.private_redis import PrivateRedis, private_redis  # noqa: F401  (fixture)
+from tests.support.private_redis import PrivateRedis
 from tests.support.stack import Stack, running_stack, settings_env
 
 INBOX_EVENTS = "subscription { inboxEvents { type thread { subject } } }"

@@ -8,7 +8,7 @@ from broadcaster import Broadcast
 
 from sync_engine.event_backends import SupervisedRedisBackend
 from sync_engine.events import BroadcastEventBus, DomainEvent, EventType
-from tests.support.private_redis import PrivateRedis, private_redis  # noqa: F401  (fixture)
+from tests.support.private_redis import PrivateRedis
 
 
 async def _next(subscriber, timeout: float = 10.0) -> str:  # type: ignore[no-untyped-def]

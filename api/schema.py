@@ -25,6 +25,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.types import ExecutionContext
 
 from api.errors import INTERNAL_ERROR_MESSAGE, should_mask_error
+from api.executor import LeanExecutionContext
 from api.mutations import Mutation
 from api.queries import Query
 from api.response_cache import CachedSharedReads
@@ -73,4 +74,6 @@ schema = EmailSyncSchema(
     # Node implementations reachable only through `node(id:)` must still be in the schema.
     types=[Thread, Message, Contact, EmailConnection, SyncSkip, User, SubAccount],
     extensions=_extensions(),
+    # Plain leaf fields skip graphql-core's per-field machinery (see api/executor.py).
+    execution_context_class=LeanExecutionContext,
 )

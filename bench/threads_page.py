@@ -8,8 +8,10 @@ the same session, so the machine's noise hits all of them alike:
   - the GraphQL query with the response cache (a realistic inbox: reads repeat between changes),
   - the GraphQL query with the cache disabled (EMAILSYNC_RESPONSE_CACHE=false).
 Server CPU per request comes from the server process's CPU time (psutil-free: /proc).
+With ``--rounds N`` the three runs repeat N times on the same seeded database (interleaved,
+so background load spreads over all of them) and the medians are printed at the end.
 
-    python bench/threads_page.py [--seconds 10] [--clients 32]
+    python bench/threads_page.py [--seconds 10] [--clients 32] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -117,7 +120,7 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start")
 
 
-async def main(seconds: float, clients: int) -> None:
+async def main(seconds: float, clients: int, rounds: int = 1) -> None:
     name = f"emailsync_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -132,17 +135,27 @@ async def main(seconds: float, clients: int) -> None:
         token = mint_dev_token(settings, user_id=str(user), sub_account_id=str(sub), role="admin")
         base_env = {**os.environ, "EMAILSYNC_DATABASE_URL": url, "EMAILSYNC_ENCRYPTION_KEYS": key}
         base_env.pop("EMAILSYNC_REDIS_URL", None)
-        print(f"{clients} clients, {seconds:.0f}s per run")
-        for label, graphql, cache in (("/healthz (floor)", False, "true"), ("threads, response cache on", True, "true"),
-                                      ("threads, response cache off", True, "false")):
-            port = 18000 + int(uuid.uuid4().int % 1000)
-            proc = serve({**base_env, "EMAILSYNC_RESPONSE_CACHE": cache}, port)
-            try:
-                rps, cpu_ms = await load(port, token, proc.pid, seconds, clients, graphql)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=10)
-            print(f"  {label:30s} {rps:8,.0f} req/s   {cpu_ms:6.2f} ms server CPU per request")
+        print(f"{clients} clients, {seconds:.0f}s per run, {rounds} round(s)")
+        runs = (("/healthz (floor)", False, "true"), ("threads, response cache on", True, "true"),
+                ("threads, response cache off", True, "false"))
+        results: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in runs}
+        for _ in range(rounds):
+            for label, graphql, cache in runs:
+                port = 18000 + int(uuid.uuid4().int % 1000)
+                proc = serve({**base_env, "EMAILSYNC_RESPONSE_CACHE": cache}, port)
+                try:
+                    rps, cpu_ms = await load(port, token, proc.pid, seconds, clients, graphql)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=10)
+                results[label].append((rps, cpu_ms))
+                print(f"  {label:30s} {rps:8,.0f} req/s   {cpu_ms:6.2f} ms server CPU per request")
+        if rounds > 1:
+            print(f"medians of {rounds} rounds:")
+            for label, figures in results.items():
+                rps = statistics.median(r for r, _ in figures)
+                cpu_ms = statistics.median(c for _, c in figures)
+                print(f"  {label:30s} {rps:8,.0f} req/s   {cpu_ms:6.2f} ms server CPU per request")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -152,5 +165,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients))
+    asyncio.run(main(args.seconds, args.clients, max(1, args.rounds)))

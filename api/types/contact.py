@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import strawberry
@@ -27,17 +29,29 @@ class Contact(Node):
     db_id: strawberry.Private[Any]
 
 
+# What a Contact is built from, in this order (see ``contact_columns``).
+_COLUMNS = ("id", "email", "name", "source", "created_at")
+
+
 def contact_from_row(row: Any, prefix: str = "") -> Contact:
-    """From a contact row; ``prefix`` names its columns inside a wider row (``c_`` of an inbox row)."""
+    """From a contact row or model object; ``prefix`` names its columns inside a wider row."""
+    return contact_from_values([getattr(row, prefix + name) for name in _COLUMNS])
 
-    def col(name: str) -> Any:
-        return getattr(row, prefix + name)
 
+def contact_columns(labels: Sequence[str], prefix: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A positional getter of a contact's columns from rows whose columns are ``labels``
+    (``prefix`` + name): for hot lists, where attribute lookups on rows add up."""
+    index = {label: i for i, label in enumerate(labels)}
+    return itemgetter(*(index[prefix + name] for name in _COLUMNS))
+
+
+def contact_from_values(values: Sequence[Any]) -> Contact:
+    id_, email, name, source, created_at = values
     return Contact(
-        id=strawberry.ID(to_global_id("Contact", col("id"))),
-        email=col("email"),
-        name=col("name"),
-        source=ContactSource.BCC if col("source") == "bcc" else ContactSource.CRM,
-        created_at=col("created_at"),
-        db_id=col("id"),
+        id=strawberry.ID(to_global_id("Contact", id_)),
+        email=email,
+        name=name,
+        source=ContactSource.BCC if source == "bcc" else ContactSource.CRM,
+        created_at=created_at,
+        db_id=id_,
     )

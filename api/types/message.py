@@ -7,8 +7,11 @@ when a query asks for them, so an inbox page never drags message bodies along.
 from __future__ import annotations
 
 import enum
+import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -56,7 +59,10 @@ class Attachment:
     size: int = strawberry.field(description="Size in bytes.")
 
 
-def _addresses(raw: list[dict[str, Any]] | None) -> list[EmailAddress]:
+def _addresses(raw: list[dict[str, Any]] | str | None) -> list[EmailAddress]:
+    # Inbox rows carry recipients as JSON text, decoded only when a query asks for them.
+    if isinstance(raw, str):
+        raw = json.loads(raw)
     return [EmailAddress(email=a.get("email", ""), name=a.get("name")) for a in raw or ()]
 
 
@@ -77,9 +83,10 @@ class Message(Node):
     status_detail: str | None = strawberry.field(description="Why a CRM send failed, when it did.")
     db_id: strawberry.Private[uuid.UUID]
     thread_db_id: strawberry.Private[uuid.UUID]
-    raw_to: strawberry.Private[list[dict[str, Any]] | None]
-    raw_cc: strawberry.Private[list[dict[str, Any]] | None]
-    raw_bcc: strawberry.Private[list[dict[str, Any]] | None]
+    # Decoded lists, or JSON text (see ``_addresses``).
+    raw_to: strawberry.Private[list[dict[str, Any]] | str | None]
+    raw_cc: strawberry.Private[list[dict[str, Any]] | str | None]
+    raw_bcc: strawberry.Private[list[dict[str, Any]] | str | None]
     # Bodies, when the row that built this message carried them.
     has_bodies: strawberry.Private[bool]
     raw_html: strawberry.Private[str | None]
@@ -131,33 +138,72 @@ class Message(Node):
         return await load_as(info.context.loaders.thread, self.thread_db_id, thread_from_row)
 
 
+# What a Message is built from, in this order (see ``message_columns``).
+_COLUMNS = (
+    "id",
+    "thread_id",
+    "direction",
+    "origin",
+    "status",
+    "subject",
+    "from_email",
+    "from_name",
+    "to_addresses",
+    "cc_addresses",
+    "bcc_addresses",
+    "snippet",
+    "is_read",
+    "deleted_in_mailbox",
+    "sent_at",
+    "created_at",
+    "error",
+)
+# Stored value -> enum member: a dict lookup instead of ``Enum(value)`` (an unknown value
+# still fails, with a KeyError).
+_DIRECTIONS = {member.value: member for member in MessageDirection}
+_ORIGINS = {member.value: member for member in MessageOrigin}
+_STATUSES = {member.value: member for member in MessageStatus}
+
+
 def message_from_row(row: Any, prefix: str = "") -> Message:
     """From a message row, bodies optional; ``prefix`` names its columns inside a wider
     row (``m_`` of an inbox row, which never carries bodies)."""
-
-    def col(name: str) -> Any:
-        return getattr(row, prefix + name)
-
+    values = [getattr(row, prefix + name) for name in _COLUMNS]
     has_bodies = prefix + "html" in row._fields
+    bodies = (getattr(row, prefix + "html"), getattr(row, prefix + "text")) if has_bodies else None
+    return message_from_values(values, bodies)
+
+
+def message_columns(labels: Sequence[str], prefix: str) -> Callable[[Any], tuple[Any, ...]]:
+    """A positional getter of a message's columns (bodies aside) from rows whose columns
+    are ``labels`` (``prefix`` + name): for hot lists, where attribute lookups add up."""
+    index = {label: i for i, label in enumerate(labels)}
+    return itemgetter(*(index[prefix + name] for name in _COLUMNS))
+
+
+def message_from_values(values: Sequence[Any], bodies: tuple[str | None, str | None] | None = None) -> Message:
+    """``values`` in ``_COLUMNS`` order; ``bodies`` (html, text) when the row carried them."""
+    (id_, thread_id, direction, origin, status, subject, from_email, from_name, to, cc, bcc, snippet, is_read,
+     deleted_in_mailbox, sent_at, created_at, error) = values
     return Message(
-        id=strawberry.ID(to_global_id("Message", col("id"))),
-        direction=MessageDirection(col("direction")),
-        origin=MessageOrigin(col("origin")),
-        status=MessageStatus(col("status")),
-        subject=col("subject"),
-        from_=EmailAddress(email=col("from_email"), name=col("from_name")) if col("from_email") else None,
-        snippet=col("snippet"),
-        is_read=col("is_read"),
-        deleted_in_mailbox=col("deleted_in_mailbox"),
-        sent_at=col("sent_at"),
-        created_at=col("created_at"),
-        status_detail=col("error"),
-        db_id=col("id"),
-        thread_db_id=col("thread_id"),
-        raw_to=col("to_addresses"),
-        raw_cc=col("cc_addresses"),
-        raw_bcc=col("bcc_addresses"),
-        has_bodies=has_bodies,
-        raw_html=col("html") if has_bodies else None,
-        raw_text=col("text") if has_bodies else None,
+        id=strawberry.ID(to_global_id("Message", id_)),
+        direction=_DIRECTIONS[direction],
+        origin=_ORIGINS[origin],
+        status=_STATUSES[status],
+        subject=subject,
+        from_=EmailAddress(email=from_email, name=from_name) if from_email else None,
+        snippet=snippet,
+        is_read=is_read,
+        deleted_in_mailbox=deleted_in_mailbox,
+        sent_at=sent_at,
+        created_at=created_at,
+        status_detail=error,
+        db_id=id_,
+        thread_db_id=thread_id,
+        raw_to=to,
+        raw_cc=cc,
+        raw_bcc=bcc,
+        has_bodies=bodies is not None,
+        raw_html=bodies[0] if bodies is not None else None,
+        raw_text=bodies[1] if bodies is not None else None,
     )

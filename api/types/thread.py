@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from operator import itemgetter
 from typing import Annotated, Any
 
 import strawberry
 
 from api.context import Info
 from api.ids import decode_time_cursor, encode_time_cursor, to_global_id
-from api.types.contact import Contact, contact_from_row
-from api.types.message import Message, message_from_row
+from api.types.contact import Contact, contact_columns, contact_from_values
+from api.types.message import Message, message_columns, message_from_row, message_from_values
 from api.types.node import Node
 from api.types.pagination import Connection, connection_from_page, keyset_after
 from db.repositories import threads as thread_reads
 from db.repositories.paging import clamp_page_size
+from db.repositories.threads import THREAD_ROW_LABELS
 
 
 @strawberry.type(description="A conversation between a user's mailbox and a contact, synced both ways.")
@@ -47,21 +49,33 @@ class Thread(Node):
         )
 
 
+# Thread page rows (``threads.list_threads`` / ``threads_by_ids``) are read by position.
+_thread_values = itemgetter(*(THREAD_ROW_LABELS.index(f"t_{name}") for name in (
+    "id", "subject", "snippet", "last_message_at", "message_count", "unread_count", "connection_id"
+)))
+_contact_values = contact_columns(THREAD_ROW_LABELS, "c_")
+_message_values = message_columns(THREAD_ROW_LABELS, "m_")
+_CONTACT_ID = THREAD_ROW_LABELS.index("c_id")
+_MESSAGE_ID = THREAD_ROW_LABELS.index("m_id")
+_CURSOR_KEY = itemgetter(THREAD_ROW_LABELS.index("t_last_message_at"), THREAD_ROW_LABELS.index("t_id"))
+
+
 def thread_from_row(row: Any) -> Thread:
-    """From an inbox row (``t_``/``c_``/``m_`` columns, see ``db.repositories.threads``)."""
+    """From a thread page row (columns ``THREAD_ROW_LABELS`` of ``db.repositories.threads``)."""
+    id_, subject, snippet, last_message_at, message_count, unread_count, connection_id = _thread_values(row)
     return Thread(
-        id=strawberry.ID(to_global_id("Thread", row.t_id)),
-        subject=row.t_subject,
-        snippet=row.t_snippet,
-        last_message_at=row.t_last_message_at,
-        message_count=row.t_message_count,
-        unread_count=row.t_unread_count,
-        contact=contact_from_row(row, prefix="c_") if row.c_id is not None else None,
-        last_message=message_from_row(row, prefix="m_") if row.m_id is not None else None,
-        db_id=row.t_id,
-        connection_db_id=row.t_connection_id,
+        id=strawberry.ID(to_global_id("Thread", id_)),
+        subject=subject,
+        snippet=snippet,
+        last_message_at=last_message_at,
+        message_count=message_count,
+        unread_count=unread_count,
+        contact=contact_from_values(_contact_values(row)) if row[_CONTACT_ID] is not None else None,
+        last_message=message_from_values(_message_values(row)) if row[_MESSAGE_ID] is not None else None,
+        db_id=id_,
+        connection_db_id=connection_id,
     )
 
 
 def thread_cursor(row: Any) -> str:
-    return encode_time_cursor(row.t_last_message_at, row.t_id)
+    return encode_time_cursor(*_CURSOR_KEY(row))

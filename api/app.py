@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/healthz", healthz, methods=["GET"]),
             Route("/webhooks/graph", graph_webhook, methods=["POST"]),
             Route("/webhooks/gmail", gmail_webhook, methods=["POST"]),
-            Route("/oauth/{provider}/callback", oauth_callback, methods=["GET"]),
+            # GET for query-string answers (Google), POST for form_post answers (Microsoft).
+            Route("/oauth/{provider}/callback", oauth_callback, methods=["GET", "POST"]),
         ]
     )
     if runtime is not None:

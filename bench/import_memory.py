@@ -30,7 +30,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse, urlsplit
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 
@@ -41,6 +41,7 @@ from sandbox.server import SandboxServer  # noqa: E402
 from sync_engine.domain import Provider  # noqa: E402
 from sync_engine.providers.registry import build_providers  # noqa: E402
 from sync_engine.settings import Settings  # noqa: E402
+from tests.support.browser import provider_answer, sign_in_until  # noqa: E402
 from tests.support.flows import START  # noqa: E402
 from tests.support.stack import Stack, Tenant, trust  # noqa: E402
 
@@ -73,10 +74,7 @@ async def start_connection(stack: Stack, tenant: Tenant, provider: str, mailbox:
     payload = data["startEmailConnection"]
     assert payload["userErrors"] == [], payload
     async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=60) as browser:
-        response = await browser.get(payload["authorizationUrl"])
-        while response.is_redirect and not str(response.headers["location"]).startswith(return_to):
-            response = await browser.get(response.headers["location"])
-    assert response.is_redirect, response.text
+        response = await sign_in_until(browser, payload["authorizationUrl"], return_to)
     landed = urlparse(response.headers["location"])
     assert parse_qs(landed.query).get("emailConnection") == ["connected"], response.headers["location"]
 
@@ -87,8 +85,7 @@ async def adapter_baseline(settings: Settings, server: SandboxServer, provider: 
     redirect = f"https://app.example/oauth/{provider}/callback"
     request = await adapter.begin_authorization(redirect, login_hint=mailbox)
     async with httpx.AsyncClient(verify=server.ssl_context()) as browser:
-        location = (await browser.get(request.url)).headers["location"]
-    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        params = await provider_answer(browser, request.url, redirect)
     account = await adapter.complete_authorization(request.flow, params, redirect)
 
     async def noop(_tokens: Any) -> None:

@@ -13,17 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
 
 import httpx
 
-from sandbox import mailflow
-from sandbox.mailflow import Outgoing
-from sandbox.server import SandboxServer
-from sandbox.store import Address
-from sync_engine.providers.outlook import build_outlook_provider
-from sync_engine.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sandbox import mailflow  # noqa: E402
+from sandbox.mailflow import Outgoing  # noqa: E402
+from sandbox.server import SandboxServer  # noqa: E402
+from sandbox.store import Address  # noqa: E402
+from sync_engine.providers.outlook import build_outlook_provider  # noqa: E402
+from sync_engine.settings import Settings  # noqa: E402
+from tests.support.browser import provider_answer  # noqa: E402
 
 MAILBOX = "bench@outlook.example"
 
@@ -32,8 +36,7 @@ async def sign_in(provider, server: SandboxServer):  # type: ignore[no-untyped-d
     redirect = "https://app.example/oauth/outlook/callback"
     request = await provider.begin_authorization(redirect, login_hint=MAILBOX)
     async with httpx.AsyncClient(verify=server.ssl_context()) as browser:
-        location = (await browser.get(request.url)).headers["location"]
-    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        params = await provider_answer(browser, request.url, redirect)  # a form_post page
     return await provider.complete_authorization(request.flow, params, redirect)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.browser import auto_post_form
 from tests.support.stack import free_port
 
 
@@ -63,8 +64,9 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
         chooser = browser.get(url)
         assert "olivia@demo-realty.example" in chooser.text  # the sandbox's account picker
         link = html.unescape(re.search(r'href="([^"]+)"', chooser.text).group(1))
-        callback = browser.get(httpx.URL(url).join(link))
-        landed = httpx.get(callback.headers["location"])
+        answer = browser.get(httpx.URL(url).join(link))  # Microsoft answers with an auto-posting form
+        callback, fields = auto_post_form(answer)
+        landed = httpx.post(callback, data=fields)
         assert landed.status_code == 303 and "emailConnection=connected" in landed.headers["location"]
         for _ in range(100):
             conn = gql("{ emailConnection { status address } }")["emailConnection"]

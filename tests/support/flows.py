@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from tests.support.browser import sign_in_until
 from tests.support.stack import Stack, Tenant, trust
 
 START = """mutation($input: StartEmailConnectionInput!) {
@@ -30,11 +31,7 @@ async def connect_mailbox(stack: Stack, tenant: Tenant, provider: str, mailbox: 
     assert payload["userErrors"] == [], payload
     url = payload["authorizationUrl"]
     async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=30) as browser:
-        response = await browser.get(url)
-        # provider → our callback
-        while response.is_redirect and not str(response.headers["location"]).startswith(return_to):
-            response = await browser.get(response.headers["location"])
-    assert response.is_redirect, response.text
+        response = await sign_in_until(browser, url, return_to)  # provider → our callback → the SPA
     landed = urlparse(response.headers["location"])
     assert parse_qs(landed.query).get("emailConnection") == ["connected"], response.headers["location"]
 

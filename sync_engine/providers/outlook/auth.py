@@ -11,6 +11,9 @@
   environment cannot break the sandbox, nor widen production's trust.
 - msal's token cache would keep every user's tokens in this process forever; our
   tokens live encrypted in the database, so the cache given to msal drops them.
+- ``response_mode=form_post``: the identity platform hands the code back in a POST
+  body rather than the query string, so it never sits in the browser's history, in
+  a Referer or in access logs (Microsoft's and RFC 9700's advice).
 - Scopes are the short Graph form (``Mail.ReadWrite``): the identity platform maps
   a bare scope to Microsoft Graph. msal adds ``openid profile offline_access``
   itself (and raises if we pass them).
@@ -117,7 +120,7 @@ class MsalAuth:
     async def begin(self, redirect_uri: str, login_hint: str | None) -> AuthorizationRequest:
         def run() -> dict[str, Any]:
             return self._app_sync().initiate_auth_code_flow(
-                list(GRAPH_SCOPES), redirect_uri=redirect_uri, login_hint=login_hint
+                list(GRAPH_SCOPES), redirect_uri=redirect_uri, login_hint=login_hint, response_mode="form_post"
             )
 
         flow = await asyncio.to_thread(run)

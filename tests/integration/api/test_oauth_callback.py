@@ -66,3 +66,22 @@ async def test_without_return_to_a_small_page(api: Api, monkeypatch: pytest.Monk
 async def test_unknown_provider_is_404(api: Api) -> None:
     response = await api.http.get("/oauth/yahoo/callback", params={"code": "c"})
     assert response.status_code == 404
+
+
+async def test_form_post_answer(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Microsoft's response_mode=form_post: the code arrives in a POSTed form, not the URL."""
+    calls = use_outcome(monkeypatch, Outcome("https://app.test/settings", uuid.uuid4(), None))
+    response = await api.http.post("/oauth/outlook/callback",
+                                   data={"code": "SECRET-CODE", "state": "st", "session_state": "s1"})
+    assert response.status_code == 303
+    assert parse_qs(urlsplit(response.headers["location"]).query) == {"emailConnection": ["connected"]}
+    (_, _, kwargs), = calls.calls
+    assert kwargs["params"] == {"code": "SECRET-CODE", "state": "st", "session_state": "s1"}
+
+
+async def test_a_post_that_is_not_a_sign_in_answer_is_refused(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = use_outcome(monkeypatch, Outcome(None, uuid.uuid4(), None))
+    as_json = await api.http.post("/oauth/outlook/callback", json={"code": "c", "state": "st"})
+    too_big = await api.http.post("/oauth/outlook/callback", data={"code": "c" * 20_000, "state": "st"})
+    assert (as_json.status_code, too_big.status_code) == (400, 400)
+    assert calls.calls == []

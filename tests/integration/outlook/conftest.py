@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from sandbox.server import SandboxServer
 from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.outlook import OutlookProvider, build_outlook_provider
 from sync_engine.settings import Settings
+from tests.support.browser import provider_answer
 from tests.support.adapters import (
     Checkpoint,
     Post,
@@ -85,11 +85,7 @@ async def sign_in(provider: OutlookProvider, sandbox: SandboxServer, address: st
     """The browser part of the auth-code flow: follow the authorize URL with login_hint."""
     request = await provider.begin_authorization(REDIRECT_URI, login_hint=address)
     async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=sandbox.ca_file)) as browser:
-        response = await browser.get(request.url)
-    assert response.status_code == 302, response.text
-    location = response.headers["location"]
-    assert location.startswith(REDIRECT_URI)
-    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        params = await provider_answer(browser, request.url, REDIRECT_URI)  # a form_post page
     assert params["state"] == request.state
     return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
 

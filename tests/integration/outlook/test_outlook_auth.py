@@ -10,6 +10,7 @@ import pytest
 
 from sync_engine.domain import AuthRevokedError
 from sync_engine.providers.outlook.auth import AuthorizationFailedError
+from tests.support.browser import provider_answer
 
 REDIRECT_URI = "https://app.emailsync.test/oauth/outlook/callback"
 
@@ -28,6 +29,7 @@ async def test_authorization_url_carries_pkce_and_hint(provider, mailbox):
     url = httpx.URL(request.url)
     assert url.params["code_challenge_method"] == "S256" and url.params["code_challenge"]
     assert url.params["login_hint"] == mailbox
+    assert url.params["response_mode"] == "form_post"  # the code never sits in a URL
     assert set(url.params["scope"].split()) >= {"Mail.ReadWrite", "Mail.Send", "User.Read", "offline_access"}
     assert request.flow["code_verifier"] and request.flow["state"] == request.state
 
@@ -35,8 +37,7 @@ async def test_authorization_url_carries_pkce_and_hint(provider, mailbox):
 async def test_a_forged_state_is_refused(provider, world, mailbox):
     request = await provider.begin_authorization(REDIRECT_URI, login_hint=mailbox)
     async with httpx.AsyncClient(verify=world.ssl) as browser:
-        location = (await browser.get(request.url)).headers["location"]
-    params = dict(httpx.URL(location).params)
+        params = await provider_answer(browser, request.url, REDIRECT_URI)
     params["state"] = "forged"
     with pytest.raises(AuthorizationFailedError):
         await provider.complete_authorization(request.flow, params, REDIRECT_URI)

@@ -17,6 +17,18 @@ def _settings():  # type: ignore[no-untyped-def]
     return get_settings()
 
 
+def _refuse_unsafe_exposure(settings) -> None:  # type: ignore[no-untyped-def]
+    """A service with a public URL must not run on development secrets."""
+    from sync_engine.settings import exposure_problems
+
+    problems = exposure_problems(settings)
+    if problems:
+        print("emailsync: refusing to start with a non-loopback EMAILSYNC_PUBLIC_BASE_URL:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_migrate(_args: argparse.Namespace) -> None:
     from db.migrate import upgrade
 
@@ -30,7 +42,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level="info")
+    settings = _settings()
+    _refuse_unsafe_exposure(settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
 
 
 def cmd_worker(_args: argparse.Namespace) -> None:
@@ -41,6 +55,7 @@ def cmd_worker(_args: argparse.Namespace) -> None:
     logging.basicConfig(level=os.environ.get("EMAILSYNC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from sync_engine.worker import WorkerSettings
 
+    _refuse_unsafe_exposure(_settings())
     run_worker(WorkerSettings)  # type: ignore[arg-type]
 
 

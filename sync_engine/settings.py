@@ -7,9 +7,15 @@ Google in production and to the loopback sandbox in development and tests.
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Published in this repository: anyone could sign tokens with it. Fine on loopback only.
+DEV_JWT_KEY = "dev-only-insecure-jwt-key-change-me-0123456789"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseSettings):
@@ -21,7 +27,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     # CRM-issued user tokens (HS256 shared secret, or a PEM public key for RS256/ES256).
-    jwt_key: SecretStr = SecretStr("dev-only-insecure-jwt-key-change-me-0123456789")
+    jwt_key: SecretStr = SecretStr(DEV_JWT_KEY)
     jwt_algorithm: str = "HS256"
     jwt_audience: str | None = None
     # Fernet keys, comma separated; the first encrypts, all decrypt (rotation).
@@ -56,6 +62,20 @@ class Settings(BaseSettings):
     # per poll buys it back.
     queue_poll_delay: float = Field(default=0.01, gt=0)
     graph_page_size: int = Field(default=200, ge=10, le=1000)
+
+
+def exposure_problems(settings: Settings) -> list[str]:
+    """What makes these settings unsafe for a service reachable beyond this machine (its
+    public URL is not loopback); empty when they are fine. Names settings, never values."""
+    if (urlsplit(settings.public_base_url).hostname or "") in LOOPBACK_HOSTS:
+        return []
+    problems = []
+    if settings.jwt_key.get_secret_value() == DEV_JWT_KEY:
+        problems.append("EMAILSYNC_JWT_KEY is the published development key: anyone could sign user tokens")
+    if not settings.encryption_keys.get_secret_value().strip():
+        problems.append("EMAILSYNC_ENCRYPTION_KEYS is empty: mailbox tokens cannot be encrypted "
+                        "(`emailsync genkey` prints a key)")
+    return problems
 
 
 @lru_cache

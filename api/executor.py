@@ -26,6 +26,7 @@ computes, in the same key order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -51,10 +52,15 @@ Reader = tuple[Callable[[Any, str], Any], str]
 
 
 class _GiveUp(Exception):
-    """Raised by a completer: let graphql-core's generic path handle this value."""
+    """Raised by a completer: let graphql-core's generic path handle this value.
+
+    Always a fresh instance (``raise _GiveUp``): a shared one would collect every raise's
+    frames in its traceback and keep whole executions alive."""
 
 
-_GIVE_UP = _GiveUp()
+# Values a strict scalar takes as they are. Anything else (an exception instance, a
+# future, an object whose str() would be served as data) goes the generic way.
+_PLAIN_SCALAR_VALUES = frozenset({str, int, float, bool, datetime})
 
 
 def _plain_reader(field_def: GraphQLField | None) -> Reader | None:
@@ -73,15 +79,18 @@ def _strict_leaf(type_: Any) -> bool:
 
 def _leaf_completer(type_: GraphQLEnumType | GraphQLScalarType, nullable: bool) -> Completer:
     coerce = type_.coerce_output_value
+    scalar = isinstance(type_, GraphQLScalarType)
 
     def complete(value: Any) -> Any:
         if value is None:
             if nullable:
                 return None
-            raise _GIVE_UP
+            raise _GiveUp
+        if scalar and value.__class__ not in _PLAIN_SCALAR_VALUES:
+            raise _GiveUp
         coerced = coerce(value)
         if coerced is None or coerced is Undefined:
-            raise _GIVE_UP
+            raise _GiveUp
         return coerced
 
     return complete
@@ -92,9 +101,9 @@ def _list_completer(item: Completer, nullable: bool) -> Completer:
         if value is None:
             if nullable:
                 return None
-            raise _GIVE_UP
+            raise _GiveUp
         if not isinstance(value, list | tuple):
-            raise _GIVE_UP
+            raise _GiveUp
         return [item(v) for v in value]
 
     return complete
@@ -106,9 +115,9 @@ def _object_completer(type_name: str, is_type_of: Any, fields: list[tuple[str, R
 
     def complete(value: Any) -> Any:
         if value is None:
-            raise _GIVE_UP
+            raise _GiveUp
         if isinstance(value, Exception) or (is_type_of is not None and not is_type_of(value, None)):
-            raise _GIVE_UP
+            raise _GiveUp
         result = {}
         for response_name, reader, sub in fields:
             if reader is None:  # __typename
@@ -130,6 +139,16 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # graphql-core memoizes collected sub-fields: built once per execution.
         self._completers: dict[tuple[Any, int], tuple[Any, Completer | None]] = {}
         self._leaves: dict[tuple[Any, str], tuple[Reader, Completer] | None] = {}
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """A subscription runs each event on a shallow copy, whose root fields are
+        collected anew (new ids): memos keyed by field-list id must not be shared with
+        the copy, or they grow with every event for as long as the subscription lives."""
+        executor = super().build_per_event_executor(payload)
+        executor._completers = {}
+        if hasattr(executor, "_relevant_sub_fields"):  # graphql-core's own memo, same growth
+            executor._relevant_sub_fields = {}
+        return executor
 
     # ---- shortcut 1: plain leaves (fields of objects the completer could not take)
 

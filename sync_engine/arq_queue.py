@@ -6,6 +6,9 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
+
+from sync_engine.queue import QueueUnavailable
 
 
 
@@ -21,7 +24,11 @@ class ArqQueue:
     async def enqueue(
         self, job: str, *args: Any, job_id: str | None = None, defer_seconds: float | None = None
     ) -> None:
-        await self._pool.enqueue_job(job, *args, _job_id=job_id, _defer_by=defer_seconds, _queue_name=self._queue_name)
+        try:
+            await self._pool.enqueue_job(job, *args, _job_id=job_id, _defer_by=defer_seconds,
+                                         _queue_name=self._queue_name)
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(f"{job} not enqueued: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         await self._pool.aclose()

@@ -16,6 +16,7 @@ import asyncio
 import logging
 
 from broadcaster._backends.redis import RedisBackend
+from redis import asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,11 +27,16 @@ from sync_engine.events import DomainEvent
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 5.0
+CONNECT_TIMEOUT = 5.0
 
 
 class SupervisedRedisBackend(RedisBackend):
     def __init__(self, url: str) -> None:
         super().__init__(url)
+        # A silent Redis host (packets dropped, nothing refused) must not hold a publish for
+        # the OS connect timeout (minutes): fail fast, the bus is best effort anyway.
+        self._conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+        self._pubsub = self._conn.pubsub()
         self._channels: set[str] = set()
         self.reconnects = 0  # observable in tests and metrics
 

@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from sync_engine.domain import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -87,22 +89,40 @@ class BroadcastEventBus:
 
     Publishing is best effort: events are announced after the change they describe has
     committed, so a bus outage must not turn a done change into an error (a client
-    would retry a send that is already queued). Subscribers whose listener lost the
-    bus are told so with an ``EVENTS_MISSED`` event once it is back.
+    would retry a send that is already queued). Whoever may have missed something is
+    told with an ``EVENTS_MISSED`` event: subscribers whose listener lost the bus when
+    it reconnects (``event_backends``), and the channels this publisher failed to reach
+    on its next successful publish (here).
     """
+
+    MAX_MISSED_CHANNELS = 10_000  # beyond this, an outage is announced on the first ones only
 
     def __init__(self, broadcast: Any) -> None:
         self._broadcast = broadcast
+        self._missed: set[str] = set()
         self.dropped = 0  # events that could not be published (metrics, tests)
 
     async def publish(self, event: DomainEvent) -> None:
+        if self._missed:
+            await self._announce_missed()
         payload = event.to_json()
         for channel in event.channels():
             try:
                 await self._broadcast.publish(channel=channel, message=payload)
-            except Exception as exc:  # the bus is down; the change itself is committed
+            except (RedisError, OSError) as exc:  # the bus is down; the change itself is committed
                 self.dropped += 1
+                if len(self._missed) < self.MAX_MISSED_CHANNELS:
+                    self._missed.add(channel)
                 log.warning("event bus unavailable, %s event not published (%s)", event.type, type(exc).__name__)
+
+    async def _announce_missed(self) -> None:
+        marker = DomainEvent.events_missed().to_json()
+        for channel in sorted(self._missed):
+            try:
+                await self._broadcast.publish(channel=channel, message=marker)
+            except (RedisError, OSError):
+                return  # still down: the next publish tries again
+            self._missed.discard(channel)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:

@@ -11,12 +11,17 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
+class QueueUnavailable(Exception):
+    """The queue's backend (Redis) could not be reached; nothing was enqueued."""
+
+
 class JobQueue(Protocol):
     async def enqueue(
         self, job: str, *args: Any, job_id: str | None = None, defer_seconds: float | None = None
     ) -> None:
         """Schedule ``job`` (a name in ``sync_engine.jobs.JOBS``). A ``job_id`` that is
-        already waiting is not queued twice."""
+        already waiting is not queued twice. Raises ``QueueUnavailable`` when the backend
+        cannot be reached."""
         ...
 
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from sync_engine.rules.addresses import has_header_injection, is_valid_email, no
 from sync_engine.rules.attachments import check_content
 from sync_engine.rules.sender import EmailKind, SenderRoute, route_for
 from sync_engine.rules.threading import references_for_reply, reply_subject
+from sync_engine.queue import QueueUnavailable
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 from db.base import utcnow
@@ -125,7 +126,7 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
         outbox_id = outbox.id
     try:
         await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
-    except Exception as exc:
+    except QueueUnavailable as exc:
         # The send is committed: failing here would invite the client to send it again.
         # The periodic requeue_due_outbox job picks the row up once the queue is back.
         log.warning("queue unavailable, outbox item %s waits for the periodic requeue (%s)", outbox_id,

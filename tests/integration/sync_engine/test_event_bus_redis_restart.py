@@ -57,5 +57,12 @@ async def test_publishing_while_redis_is_down_loses_the_event_not_the_change(pri
         await bus.publish(event)  # subaccount + thread channels: two publishes, both refused
         assert bus.dropped == 2
         await asyncio.to_thread(private_redis.start)
-        await bus.publish(event)
+        async with Broadcast(private_redis.url) as listener, listener.subscribe("thread.t1") as subscriber:
+            await asyncio.sleep(0.1)
+            await bus.publish(event)
+            # The publisher tells the channels it failed to reach, before the next event.
+            assert DomainEvent.from_json(await _next(subscriber)).type == EventType.EVENTS_MISSED
+            assert DomainEvent.from_json(await _next(subscriber)).type == EventType.MESSAGE_ADDED
+            await bus.publish(event)
+            assert DomainEvent.from_json(await _next(subscriber)).type == EventType.MESSAGE_ADDED  # once only
         assert bus.dropped == 2

@@ -5,6 +5,8 @@ for anything unusual."""
 from __future__ import annotations
 
 import enum
+import gc
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +51,10 @@ class Item(Named):
         return self.name.upper()
 
 
+class InternalDetail(Exception):
+    """Not a builtin: graphql-core's String serializer would str() it."""
+
+
 def _item(**overrides: Any) -> Item:
     values: dict[str, Any] = dict(
         name="one", note=None, count=1, at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC), kind=Kind.A,
@@ -63,6 +69,7 @@ ITEMS: dict[str, list[Any]] = {
     "null_leaf": [_item(), _item(name=None)],
     "bad_int": [_item(count="many")],
     "exception_value": [_item(note=ValueError("boom"))],
+    "custom_exception_value": [_item(note=InternalDetail("secret internal detail"))],
     "null_in_list": [_item(labels=["x", None])],
     "wrong_child": [_item(child=Tag(label="not an item", weight=1))],
     "null_object_in_list": [_item(tags=[None])],
@@ -85,8 +92,16 @@ class Query:
         return _item()
 
 
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def ticks(self, count: int) -> AsyncGenerator[Item, None]:
+        for i in range(count):
+            yield _item(name=f"t{i}")
+
+
 plain = strawberry.Schema(query=Query)
-lean = strawberry.Schema(query=Query, execution_context_class=LeanExecutionContext)
+lean = strawberry.Schema(query=Query, subscription=Subscription, execution_context_class=LeanExecutionContext)
 
 SELECTION = """{ __typename name n: note count at kind labels tags { label weight __typename }
   child { name ...F } shout } fragment F on Item { kind at }"""
@@ -129,3 +144,39 @@ def test_resolve_hooks_still_see_every_field() -> None:
     data, errors = _run(hooked, '{ items(case: "ok") { name tags { label } } }')
     assert not errors
     assert data["items"][0] == {"name": "ONE", "tags": [{"label": "T"}]}
+
+
+def _live_contexts() -> list[LeanExecutionContext]:
+    gc.collect()
+    return [obj for obj in gc.get_objects() if isinstance(obj, LeanExecutionContext)]
+
+
+class Quiet(strawberry.Schema):
+    """Logs nothing: a captured log record's traceback would itself keep executions alive."""
+
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        return None
+
+
+def test_giving_up_keeps_no_execution_alive() -> None:
+    """A completer's give-up must not pin executions (a shared exception's traceback would)."""
+    quiet = Quiet(query=Query, execution_context_class=LeanExecutionContext)
+    # Earlier tests' contexts may be pinned by the exception instances in ITEMS (raising a
+    # module-level exception attaches a traceback to it): count only what this loop adds.
+    before = len(_live_contexts())
+    for _ in range(30):
+        data, errors = _run(quiet, '{ items(case: "null_leaf") { name } }')
+        assert errors and data is None
+    assert len(_live_contexts()) == before
+
+
+async def test_subscription_memos_do_not_grow_with_events() -> None:
+    stream = await lean.subscribe("subscription { ticks(count: 200) { name tags { label } child { name } } }")
+    received = 0
+    async for result in stream:
+        assert not result.errors
+        received += 1
+        if received == 200:
+            sizes = [len(context._completers) for context in _live_contexts()]
+            assert sizes and max(sizes) <= 5, sizes
+    assert received == 200

@@ -163,11 +163,11 @@ class GmailProvider:
     async def complete_authorization(
         self, flow: Mapping[str, Any], callback_params: Mapping[str, str], redirect_uri: str
     ) -> ConnectedAccount:
-        tokens = await self._auth.complete(flow, callback_params, redirect_uri)
+        tokens, name = await self._auth.complete_sign_in(flow, callback_params, redirect_uri)
         async with contextlib.aclosing(self._api(tokens, on_tokens_refreshed=None)) as api:
             profile = await api.get_json("profile", cost=COSTS["getProfile"])
         address = mapping.as_str(profile.get("emailAddress"))
-        return connected_account(api.tokens, address, None, no_address="the signed-in account has no Gmail address")
+        return connected_account(api.tokens, address, name, no_address="the signed-in account has no Gmail address")
 
     def client(self, tokens: TokenSet, on_tokens_refreshed: TokensRefreshed) -> GmailMailboxClient:
         return GmailMailboxClient(

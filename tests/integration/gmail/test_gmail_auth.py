@@ -17,6 +17,7 @@ from sync_engine.providers.gmail.auth import GMAIL_SCOPE, AuthorizationFailedErr
 async def test_sign_in_with_login_hint(world, mailbox):
     account = await world.sign_in(mailbox)
     assert account.address == mailbox
+    assert account.display_name == "Test User"  # the ID token's name claim (profile scope)
     assert account.tokens.access_token and account.tokens.refresh_token
     assert GMAIL_SCOPE in account.tokens.scope.split()
     assert account.tokens.expires_at > datetime.now(UTC) + timedelta(minutes=5)

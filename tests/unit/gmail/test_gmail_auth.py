@@ -72,7 +72,7 @@ def test_authorization_url():
     assert q["client_id"] == "cid.apps.googleusercontent.com"
     assert q["redirect_uri"] == REDIRECT
     assert q["response_type"] == "code"
-    assert q["scope"].split() == ["https://www.googleapis.com/auth/gmail.modify", "openid", "email"]
+    assert q["scope"].split() == ["https://www.googleapis.com/auth/gmail.modify", "openid", "email", "profile"]
     assert q["access_type"] == "offline" and q["prompt"] == "consent"
     assert q["login_hint"] == "Alice@Gmail.Test"
     assert q["state"] == request.state == request.flow["state"]

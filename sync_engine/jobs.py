@@ -97,6 +97,10 @@ async def renew_expiring_watches(ctx: dict[str, Any]) -> None:
     rt = _rt(ctx)
     for connection_id in await watches.expiring_watches(rt):
         await rt.queue.enqueue("renew_watch", str(connection_id), job_id=f"renew:{connection_id}")
+    # Safety net for "update email": a replaced connection whose retire job was lost
+    # (queue down after the new sign-in committed) still holds tokens; retire it here.
+    for connection_id in await connections.unretired_connections(rt):
+        await rt.queue.enqueue("retire_connection", str(connection_id), job_id=f"retire:{connection_id}")
 
 
 async def resume_pending_syncs(ctx: dict[str, Any]) -> None:

@@ -8,7 +8,10 @@ functions are plain ``async def job(ctx, ...)`` in ``sync_engine.jobs``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class QueueUnavailable(Exception):
@@ -25,3 +28,15 @@ class JobQueue(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def enqueue_after_commit(queue: JobQueue, job: str, *args: Any, safety_net: str, **options: Any) -> bool:
+    """Enqueue work whose trigger is already committed. When the queue is down the
+    caller's change still stands, so this does not raise (a client told "failed" would
+    redo a change that is done); ``safety_net`` names what picks the work up later."""
+    try:
+        await queue.enqueue(job, *args, **options)
+    except QueueUnavailable as exc:
+        log.warning("queue unavailable, %s deferred to %s (%s)", job, safety_net, exc)
+        return False
+    return True

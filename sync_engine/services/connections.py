@@ -25,6 +25,7 @@ from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
 from db.repositories import mailbox_sync as repo
 from sync_engine.domain import Provider, TokenSet, WatchState
 from sync_engine.events import DomainEvent, EventType
+from sync_engine.queue import enqueue_after_commit
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 
@@ -136,11 +137,14 @@ async def complete_connection(rt: Runtime, *, provider: Provider, params: Mappin
         await session.flush()
         conn_id = conn.id
 
+    # The sign-in is committed: the user must not be told it failed because the queue is down.
     if replaced is not None:
         await publish_connection_event(rt, replaced)
-        await rt.queue.enqueue("retire_connection", str(replaced.id))
+        await enqueue_after_commit(rt.queue, "retire_connection", str(replaced.id),
+                                   safety_net="the hourly renew_expiring_watches job")
     await publish_connection_event(rt, conn)
-    await rt.queue.enqueue("setup_connection", str(conn_id), job_id=f"setup:{conn_id}")
+    await enqueue_after_commit(rt.queue, "setup_connection", str(conn_id), job_id=f"setup:{conn_id}",
+                               safety_net="the hourly renew_expiring_watches job")
     return OAuthOutcome(flow_row.return_to, conn_id, None)
 
 
@@ -157,6 +161,16 @@ async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_
     await retire_connection(rt, conn.id)
     await publish_connection_event(rt, conn)
     return conn
+
+
+async def unretired_connections(rt: Runtime) -> list[uuid.UUID]:
+    """Replaced or disconnected connections that still hold tokens (their retire job was lost)."""
+    async with rt.sessions() as session:
+        rows = await session.scalars(
+            select(EmailConnection.id).where(EmailConnection.is_current.is_(False),
+                                             EmailConnection.token_ciphertext.is_not(None))
+        )
+        return list(rows)
 
 
 async def retire_connection(rt: Runtime, connection_id: uuid.UUID) -> None:
@@ -196,7 +210,7 @@ async def request_sync(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.
         if conn.status == ConnectionStatus.REAUTH_REQUIRED:
             raise ServiceError("REAUTH_REQUIRED", "the mailbox must be connected again")
         await repo.bump_sync_request(session, conn.id)
-    await rt.queue.enqueue("sync_mailbox", str(conn.id))
+    await enqueue_after_commit(rt.queue, "sync_mailbox", str(conn.id), safety_net="the periodic resume_pending_syncs job")
     return conn
 
 

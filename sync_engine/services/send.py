@@ -21,7 +21,7 @@ from sync_engine.rules.addresses import has_header_injection, is_valid_email, no
 from sync_engine.rules.attachments import check_content
 from sync_engine.rules.sender import EmailKind, SenderRoute, route_for
 from sync_engine.rules.threading import references_for_reply, reply_subject
-from sync_engine.queue import QueueUnavailable
+from sync_engine.queue import enqueue_after_commit
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 from db.base import utcnow
@@ -124,13 +124,9 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
         await repo.add_to_thread_counters(session, thread.id, sent_at=now, unread=False, snippet=message.snippet)
         await session.flush()
         outbox_id = outbox.id
-    try:
-        await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
-    except QueueUnavailable as exc:
-        # The send is committed: failing here would invite the client to send it again.
-        # The periodic requeue_due_outbox job picks the row up once the queue is back.
-        log.warning("queue unavailable, outbox item %s waits for the periodic requeue (%s)", outbox_id,
-                    type(exc).__name__)
+    # The send is committed: failing now would invite the client to send it again.
+    await enqueue_after_commit(rt.queue, "deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}",
+                               safety_net="the periodic requeue_due_outbox job")
     if request.thread_id is None:
         await rt.events.publish(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(sub_account_id), thread_id=str(thread.id)))
     await rt.events.publish(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(sub_account_id),

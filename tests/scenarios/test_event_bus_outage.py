@@ -84,6 +84,10 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
                                                     "text": "Still there?"}}, token=tenant.token)
         payload = data["sendEmail"]
         assert payload["userErrors"] == [] and payload["message"]["status"] == "QUEUED", payload
+        # A sync request is recorded too (the periodic resume_pending_syncs job runs it later).
+        sync = (await stack.graphql("mutation { requestSync { emailConnection { status } userErrors { code } } }",
+                                    token=tenant.token))["requestSync"]
+        assert sync["userErrors"] == [] and sync["emailConnection"]["status"] == "ACTIVE", sync
 
         await asyncio.to_thread(private_redis.start)
         assert (await _next_besides_probes(events))["type"] == "EVENTS_MISSED"

@@ -1,0 +1,38 @@
+"""The hourly safety net finds replaced connections whose retire job was lost."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from db.engine import create_engine, create_sessionmaker
+from db.models import EmailConnection, SubAccount, User
+from sync_engine.services.connections import unretired_connections
+
+
+async def test_only_non_current_connections_still_holding_tokens(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions.begin() as session:
+            account = SubAccount(agency_id="a", name="n", bcc_sync_address="sync-retire@bcc.test")
+            session.add(account)
+            await session.flush()
+            user = User(sub_account_id=account.id, email="u@x.test", email_normalized="u@x.test", role="admin")
+            session.add(user)
+            await session.flush()
+
+            def connection(address: str, *, current: bool, tokens: str | None) -> EmailConnection:
+                conn = EmailConnection(sub_account_id=account.id, user_id=user.id, provider="outlook", address=address,
+                                       status="active" if current else "disconnected", is_current=current,
+                                       token_ciphertext=tokens)
+                session.add(conn)
+                return conn
+
+            lost = connection("old@x.test", current=False, tokens="ciphertext")
+            connection("retired@x.test", current=False, tokens=None)
+            connection("new@x.test", current=True, tokens="ciphertext")
+            await session.flush()
+            lost_id = lost.id
+        assert await unretired_connections(SimpleNamespace(sessions=sessions)) == [lost_id]  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()

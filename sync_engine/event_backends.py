@@ -42,7 +42,14 @@ class SupervisedRedisBackend(RedisBackend):
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
-        await super().subscribe(channel)
+        try:
+            await super().subscribe(channel)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            # Refused while Redis is away: nobody listens on it, so the reconnect must not
+            # resubscribe it. (broadcaster 0.3.1 then masks this error with a KeyError in its
+            # own cleanup; the subscription fails either way.)
+            self._channels.discard(channel)
+            raise
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from broadcaster import Broadcast
 
 from sync_engine.event_backends import SupervisedRedisBackend
@@ -66,3 +68,16 @@ async def test_publishing_while_redis_is_down_loses_the_event_not_the_change(pri
             await bus.publish(event)
             assert DomainEvent.from_json(await _next(subscriber)).type == EventType.MESSAGE_ADDED  # once only
         assert bus.dropped == 2
+
+
+async def test_a_subscription_refused_during_an_outage_is_not_resubscribed(private_redis: PrivateRedis) -> None:
+    backend = SupervisedRedisBackend(private_redis.url)
+    async with Broadcast(backend=backend) as bus:
+        async with bus.subscribe("thread.live"):
+            await asyncio.sleep(0.1)
+            await asyncio.to_thread(private_redis.stop)
+            with pytest.raises(Exception):  # noqa: B017 - whatever broadcaster lets through
+                async with bus.subscribe("thread.refused"):
+                    pass
+            assert backend._channels == {"thread.live"}
+            await asyncio.to_thread(private_redis.start)

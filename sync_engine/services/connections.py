@@ -23,6 +23,7 @@ from sqlalchemy import delete, or_, select, update
 from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
 from db.repositories import mailbox_sync as repo
+from db.repositories.mailbox_history import adopt_previous_mailbox
 from sync_engine.domain import Provider, TokenSet, WatchState
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.queue import enqueue_after_commit
@@ -128,6 +129,9 @@ async def complete_connection(rt: Runtime, *, provider: Provider, params: Mappin
                 is_current=True,
             )
             session.add(conn)
+            await session.flush()
+            await adopt_previous_mailbox(session, new_connection_id=conn.id, user_id=flow_row.user_id,
+                                         provider=provider.value, address=account.address)
         conn.display_name = account.display_name
         conn.token_ciphertext = rt.secrets.encrypt_tokens(account.tokens)
         conn.status = ConnectionStatus.ACTIVE

@@ -115,3 +115,38 @@ def _global_thread_id(thread_id) -> str:  # type: ignore[no-untyped-def]
     from api.ids import to_global_id
 
     return to_global_id("Thread", thread_id)
+
+
+async def test_reconnecting_the_same_mailbox_keeps_one_copy_of_each_thread(stack: Stack) -> None:
+    contact = f"again-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Reconnect", contacts=(contact,))
+    mailbox = tenant.user_email
+    await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)
+    first = await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound", json={
+        "from": contact, "to": [mailbox], "subject": "Before", "text": "first words"})
+    assert first.status_code == 201, first.text
+
+    async def imported(subject: str):  # type: ignore[no-untyped-def]
+        found = [m for m in await _messages(stack, tenant.sub_account_id) if m.subject == subject]
+        return found or None
+
+    await stack.wait_for(lambda: imported("Before"), what="the first message")
+    data = await stack.graphql("mutation { disconnectEmailConnection { emailConnection { status } userErrors { code } } }",
+                               token=tenant.token)
+    assert data["disconnectEmailConnection"]["userErrors"] == []
+
+    await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)  # the same mailbox, a new connection
+    reply = await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound", json={
+        "from": contact, "to": [mailbox], "subject": "Re: Before", "text": "second words",
+        "in_reply_to": first.json()["internetMessageId"]})
+    assert reply.status_code == 201, reply.text
+    await stack.wait_for(lambda: imported("Re: Before"), what="the reply after reconnecting")
+    await asyncio.sleep(1.0)  # the new connection's full sync has run by now; a second copy would be here
+
+    messages = await _messages(stack, tenant.sub_account_id)
+    assert sorted(m.subject for m in messages) == ["Before", "Re: Before"]  # one copy each
+    assert len({m.thread_id for m in messages}) == 1  # the reply joined the old thread
+    async with stack.runtime.sessions() as session:
+        current = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id,
+                                                                     EmailConnection.is_current.is_(True)))
+    assert {m.connection_id for m in messages} == {current.id}  # the old mail now belongs to it

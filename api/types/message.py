@@ -20,6 +20,7 @@ from api.context import Info
 from api.dataloaders import load_as
 from api.ids import to_global_id
 from api.types.node import Node
+from db.repositories.threads import MESSAGE_SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
     from api.types.thread import Thread
@@ -138,26 +139,9 @@ class Message(Node):
         return await load_as(info.context.loaders.thread, self.thread_db_id, thread_from_row)
 
 
-# What a Message is built from, in this order (see ``message_columns``).
-_COLUMNS = (
-    "id",
-    "thread_id",
-    "direction",
-    "origin",
-    "status",
-    "subject",
-    "from_email",
-    "from_name",
-    "to_addresses",
-    "cc_addresses",
-    "bcc_addresses",
-    "snippet",
-    "is_read",
-    "deleted_in_mailbox",
-    "sent_at",
-    "created_at",
-    "error",
-)
+# What a Message is built from, in this order (see ``message_columns``): the summary
+# columns the repository selects, less the connection (not part of the API type).
+_COLUMNS = tuple(name for name in MESSAGE_SUMMARY_COLUMNS if name != "connection_id")
 # Stored value -> enum member: a dict lookup instead of ``Enum(value)`` (an unknown value
 # still fails, with a KeyError).
 _DIRECTIONS = {member.value: member for member in MessageDirection}

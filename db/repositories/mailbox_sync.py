@@ -15,7 +15,6 @@ from db.models import (
     EmailConnection,
     Message,
     SubAccount,
-    SyncSkip,
     Thread,
     User,
 )
@@ -112,51 +111,6 @@ async def current_connection_by_address(session: AsyncSession, provider: str, ad
             EmailConnection.is_current.is_(True),
         )
     )
-
-
-async def message_by_provider_id(
-    session: AsyncSession, connection_id: uuid.UUID, provider_id: str
-) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.connection_id == connection_id, Message.provider_message_id == provider_id)
-    )
-
-
-async def message_by_header(session: AsyncSession, connection_id: uuid.UUID, message_id: str) -> Message | None:
-    return await session.scalar(
-        select(Message).where(Message.connection_id == connection_id, Message.message_id_header == message_id)
-    )
-
-
-async def skip_exists(session: AsyncSession, connection_id: uuid.UUID, provider_id: str) -> bool:
-    found = await session.scalar(
-        select(SyncSkip.id).where(SyncSkip.connection_id == connection_id, SyncSkip.provider_message_id == provider_id)
-    )
-    return found is not None
-
-
-async def thread_by_key(session: AsyncSession, connection_id: uuid.UUID, key: str) -> Thread | None:
-    return await session.scalar(
-        select(Thread).where(Thread.connection_id == connection_id, Thread.provider_thread_key == key)
-    )
-
-
-async def threads_by_message_ids(
-    session: AsyncSession, sub_account_id: uuid.UUID, connection_id: uuid.UUID, message_ids: Iterable[str]
-) -> dict[str, Thread]:
-    ids = list(message_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(Message.message_id_header, Thread)
-        .join(Thread, Thread.id == Message.thread_id)
-        .where(
-            Message.sub_account_id == sub_account_id,
-            Message.connection_id == connection_id,
-            Message.message_id_header.in_(ids),
-        )
-    )
-    return {mid: thread for mid, thread in rows.all()}
 
 
 async def user_addresses(session: AsyncSession, sub_account_id: uuid.UUID) -> set[str]:

@@ -4,6 +4,11 @@ Each subscription listens on an event-bus channel of the caller's sub-account an
 yields a ``SyncEvent`` whose objects are loaded on demand, scoped like any query.
 Checks happen before the stream starts, so a refused subscription answers with an
 ``error`` message and never receives anything.
+
+Fan-out: one event reaches every subscriber of its channel. The decoded event, the
+``SyncEvent`` and the rows it shows are made once per event and sub-account and shared
+(``api.dataloaders.event_scope``); each subscriber still runs its own execution, so
+what depends on the viewer is decided for each.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from api.context import Info
+from api.dataloaders.event_scope import event_scopes
 from api.errors import NotFoundError
 from api.ids import parse_global_id
 from api.permissions import IsMember
-from api.types.event import SyncEvent, SyncEventType
+from api.types.event import LOADED_FIELDS, SyncEvent, SyncEventType, preload
 from db.repositories import threads
 from sync_engine.events import DomainEvent, EventType, connection_channel, subaccount_channel, thread_channel
 
@@ -56,9 +63,45 @@ def to_sync_event(event: DomainEvent) -> SyncEvent | None:
     )
 
 
+def _event_key(event: DomainEvent) -> tuple[str | None, ...]:
+    # What identifies one published event, equal on every channel it went out on.
+    return (event.type, event.thread_id, event.message_id, event.connection_id, event.user_id, event.status,
+            event.occurred_at)
+
+
+def shared_sync_event(info: Info, sub_account_id: uuid.UUID, event: DomainEvent) -> SyncEvent | None:
+    """The ``SyncEvent`` every subscriber of ``sub_account_id`` gets for ``event``: built
+    once, its rows loaded once (the first subscriber to ask loads them for all)."""
+    scope = event_scopes.get(info.context.runtime, sub_account_id, _event_key(event))
+    if "sync_event" not in scope.memo:
+        sync_event = to_sync_event(event)
+        if sync_event is not None:
+            sync_event.scope = scope
+        scope.memo["sync_event"] = sync_event
+    return scope.memo["sync_event"]
+
+
+def _selected_loads(info: Info) -> frozenset[str]:
+    """Which of the event's loaded fields the document selects (fragments included;
+    a field under ``@include``/``@skip`` counts as selected: a load too many is harmless)."""
+    names: set[str] = set()
+
+    def walk(selections: list[Any]) -> None:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                names.add(selection.name)
+            else:  # inline fragment or fragment spread
+                walk(selection.selections)
+
+    for field in info.selected_fields:
+        walk(field.selections)
+    return frozenset(names) & LOADED_FIELDS
+
+
 async def _stream(
     info: Info, channel: str, sub_account_id: uuid.UUID, accept: Callable[[DomainEvent], bool]
 ) -> AsyncGenerator[SyncEvent, None]:
+    loads = _selected_loads(info)
     async with info.context.runtime.events.subscribe(channel) as events:
         async for event in events:
             if event.type == EventType.EVENTS_MISSED:  # no ids, nothing to scope: always passed on
@@ -68,8 +111,10 @@ async def _stream(
             # Channels are per sub-account already; this is the belt to those braces.
             if event.sub_account_id != str(sub_account_id) or not accept(event):
                 continue
-            sync_event = to_sync_event(event)
+            sync_event = shared_sync_event(info, sub_account_id, event)
             if sync_event is not None:
+                if loads:
+                    await preload(sync_event, loads)
                 yield sync_event
 
 

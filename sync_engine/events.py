@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
@@ -126,12 +127,24 @@ class BroadcastEventBus:
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:
+        """Events of ``channel``. The yielded ``DomainEvent`` objects are shared by every
+        subscriber of the process: read them, never change them."""
+        # broadcaster keeps one backend (Redis) subscription per channel however many
+        # listen here; each listener gets the same message from its own queue.
         async with self._broadcast.subscribe(channel=channel) as subscriber:
 
             async def events() -> AsyncIterator[DomainEvent]:
                 async for item in subscriber:
                     if item is None:  # broadcaster signals unsubscribe with None
                         return
-                    yield DomainEvent.from_json(item.message)
+                    yield _decode(item.message)
 
             yield events()
+
+
+@lru_cache(maxsize=256)
+def _decode(raw: str) -> DomainEvent:
+    """One message reaches every subscriber of its channel (a thousand on a busy API
+    process): decode it once, and give the same payload published on several channels
+    (sub-account and thread) one identity. Keyed by the text, so a hit is an equal event."""
+    return DomainEvent.from_json(raw)

@@ -147,8 +147,12 @@ async def complete_connection(rt: Runtime, *, provider: Provider, params: Mappin
         await enqueue_after_commit(rt.queue, "retire_connection", str(replaced.id),
                                    safety_net="the hourly renew_expiring_watches job")
     await publish_connection_event(rt, conn)
-    await enqueue_after_commit(rt.queue, "setup_connection", str(conn_id), job_id=f"setup:{conn_id}",
-                               safety_net="the hourly renew_expiring_watches job")
+    if not await enqueue_after_commit(rt.queue, "setup_connection", str(conn_id), job_id=f"setup:{conn_id}",
+                                      safety_net="resume_pending_syncs (first import) and the hourly watch job"):
+        # Record the first import as requested: the periodic resume_pending_syncs job runs it
+        # within a minute of the queue's return, instead of waiting for the hourly watch job.
+        async with rt.sessions.begin() as session:
+            await repo.bump_sync_request(session, conn_id)
     return OAuthOutcome(flow_row.return_to, conn_id, None)
 
 

@@ -113,3 +113,35 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+async def test_a_sign_in_while_the_queue_is_down_imports_once_it_is_back(stack_on_private_redis: Stack,
+                                                                         private_redis: PrivateRedis) -> None:
+    stack = stack_on_private_redis
+    contact = f"early-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Early Homes", contacts=(contact,))
+    mailbox = tenant.user_email
+    await stack.sandbox.post("/_sandbox/mailboxes", json={"provider": "outlook", "address": mailbox, "name": "Owner"})
+    waiting = await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound", json={
+        "from": contact, "to": [mailbox], "subject": "Waiting in the inbox", "text": "hello"})
+    assert waiting.status_code == 201, waiting.text
+
+    await asyncio.to_thread(private_redis.stop)
+    await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)  # the sign-in itself succeeds
+    await asyncio.to_thread(private_redis.start)
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env={**os.environ, **settings_env(stack.settings)})
+    try:
+        async def imported():
+            data = await stack.graphql("{ threads(first: 10) { edges { node { subject messageCount } } } }",
+                                       token=tenant.token)
+            return [e["node"] for e in data["threads"]["edges"]] or None
+
+        # The worker's periodic resume_pending_syncs (run at start-up) runs the first import.
+        threads = await stack.wait_for(imported, timeout=30, what="the first import")
+        assert threads == [{"subject": "Waiting in the inbox", "messageCount": 1}]
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()

@@ -11,6 +11,7 @@ the benchmark client does not share their GIL.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
+from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -38,6 +40,16 @@ from tests.support.databases import REDIS_URL, create_database, drop_database  #
 from tests.support.stack import Stack, Tenant, free_port, register_gmail_push, settings_env, stack_settings, trust  # noqa: E402
 
 MODES = ("sqlite-embedded", "postgres-redis-worker")
+
+
+async def open_subscription(url: str, token: str, query: str) -> ClientConnection:
+    """One graphql-transport-ws client (its own TCP connection) subscribed to ``query``."""
+    ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, max_queue=None)  # type: ignore[arg-type]
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
+    assert ack["type"] == "connection_ack", ack
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+    return ws
 
 
 def proc_status(pid: int) -> dict[str, int]:

@@ -30,26 +30,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, proc_status, seed_tenant  # noqa: E402
+from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, open_subscription, proc_status, seed_tenant  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 from tests.support.flows import connect_mailbox  # noqa: E402
 
 CONTACT = "ann@client.example"
 INBOX_EVENTS = "subscription { inboxEvents { type occurredAt message { id subject } } }"
 TARGET_MB = 300
-
-
-async def open_subscription(url: str, token: str) -> ClientConnection:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, max_queue=None)  # type: ignore[arg-type]
-    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
-    ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
-    assert ack["type"] == "connection_ack", ack
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": INBOX_EVENTS}}))
-    return ws
 
 
 async def listen(ws: ClientConnection, received: dict[int, float], key: int) -> None:
@@ -81,13 +72,13 @@ async def one_mode(server: SandboxServer, mode: str, count: int, batch: int) -> 
         received: dict[int, float] = {}
         listeners: list[asyncio.Task[None]] = []
         try:
-            sockets.append(await open_subscription(url, tenant.token))
+            sockets.append(await open_subscription(url, tenant.token, INBOX_EVENTS))
             listeners.append(asyncio.create_task(listen(sockets[0], received, 0)))
             out["one"] = await settle_rss(pid)
             started = time.monotonic()
             while len(sockets) < count:
                 n = min(batch, count - len(sockets))
-                sockets += await asyncio.gather(*(open_subscription(url, tenant.token) for _ in range(n)))
+                sockets += await asyncio.gather(*(open_subscription(url, tenant.token, INBOX_EVENTS) for _ in range(n)))
             out["open_seconds"] = time.monotonic() - started
             listeners += [asyncio.create_task(listen(ws, received, i)) for i, ws in enumerate(sockets) if i]
             out["with_all"] = await settle_rss(pid, 3.0)

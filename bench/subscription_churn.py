@@ -28,25 +28,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, proc_status, seed_tenant  # noqa: E402
+from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, open_subscription, proc_status, seed_tenant  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 from tests.support.flows import connect_mailbox  # noqa: E402
 
 CONTACT = "ann@client.example"
 INBOX_EVENTS = "subscription { inboxEvents { type occurredAt message { id subject } thread { id subject } } }"
-
-
-async def open_subscription(url: str, token: str) -> ClientConnection:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], open_timeout=60, max_queue=None)  # type: ignore[arg-type]
-    await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
-    ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
-    assert ack["type"] == "connection_ack", ack
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": INBOX_EVENTS}}))
-    return ws
 
 
 async def first_event(ws: ClientConnection) -> bool:
@@ -72,7 +63,7 @@ async def cycle(url: str, token: str, stack: Any, mailbox: str, pid: int, count:
     try:
         while len(sockets) < count:
             n = min(batch, count - len(sockets))
-            sockets += await asyncio.gather(*(open_subscription(url, token) for _ in range(n)))
+            sockets += await asyncio.gather(*(open_subscription(url, token, INBOX_EVENTS) for _ in range(n)))
         out["open"] = await settle_rss(pid, settle)
         waiting = [asyncio.create_task(first_event(ws)) for ws in sockets]
         await asyncio.sleep(0.5)  # every server-side stream subscribed to the bus

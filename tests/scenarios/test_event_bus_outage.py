@@ -11,9 +11,6 @@ waiting send exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +22,7 @@ from sync_engine.events import DomainEvent, EventType
 from tests.support.databases import create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
-from tests.support.stack import Stack, running_stack, settings_env
+from tests.support.stack import Stack, running_stack, worker_process
 
 INBOX_EVENTS = "subscription { inboxEvents { type thread { subject } } }"
 
@@ -92,9 +89,7 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
         await asyncio.to_thread(private_redis.start)
         assert (await _next_besides_probes(events))["type"] == "EVENTS_MISSED"
 
-        worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"],
-                                  env={**os.environ, **settings_env(stack.settings)})
-        try:
+        with worker_process(stack.settings):
             # The worker's periodic outbox requeue (run at start-up) finds the waiting send.
             async def in_sent_items():
                 found = [m for m in await sandbox_messages(stack, mailbox, "sent")
@@ -107,12 +102,6 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
             await asyncio.sleep(1.0)  # a duplicate delivery would land by now
             sent = [m for m in await sandbox_messages(stack, mailbox, "sent") if m["subject"] == "Sent during the outage"]
             assert len(sent) == 1
-        finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
 
 
 async def test_a_sign_in_while_the_queue_is_down_imports_once_it_is_back(stack_on_private_redis: Stack,
@@ -129,8 +118,7 @@ async def test_a_sign_in_while_the_queue_is_down_imports_once_it_is_back(stack_o
     await asyncio.to_thread(private_redis.stop)
     await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)  # the sign-in itself succeeds
     await asyncio.to_thread(private_redis.start)
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env={**os.environ, **settings_env(stack.settings)})
-    try:
+    with worker_process(stack.settings):
         async def imported():
             data = await stack.graphql("{ threads(first: 10) { edges { node { subject messageCount } } } }",
                                        token=tenant.token)
@@ -139,9 +127,3 @@ async def test_a_sign_in_while_the_queue_is_down_imports_once_it_is_back(stack_o
         # The worker's periodic resume_pending_syncs (run at start-up) runs the first import.
         threads = await stack.wait_for(imported, timeout=30, what="the first import")
         assert threads == [{"subject": "Waiting in the inbox", "messageCount": 1}]
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()

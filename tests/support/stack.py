@@ -15,8 +15,8 @@ import ssl
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,13 +159,27 @@ class Stack:
             await asyncio.sleep(interval)
 
 
+@contextmanager
+def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    """A separate ``emailsync worker`` for these settings, stopped (SIGTERM, then kill) on exit."""
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env={**os.environ, **settings_env(settings)})
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
 @asynccontextmanager
 async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url: str, ca_file: str,
                         encryption_key: str, separate_worker: bool, **overrides: Any) -> AsyncIterator[Stack]:
     port = free_port()
     settings = stack_settings(database_url=database_url, redis_url=redis_url, sandbox_url=sandbox_url,
                               ca_file=ca_file, port=port, encryption_key=encryption_key, **overrides)
-    worker: subprocess.Popen[bytes] | None = None
+    workers = ExitStack()
     async with open_runtime(settings) as runtime:
         app = create_app(settings, runtime=runtime)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -175,20 +189,14 @@ async def running_stack(*, database_url: str, redis_url: str | None, sandbox_url
                 serve_task.result()
             await asyncio.sleep(0.01)
         if separate_worker:
-            env = {**os.environ, **settings_env(settings)}
-            worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env)
+            workers.enter_context(worker_process(settings))
         try:
             async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http, \
                     httpx.AsyncClient(base_url=sandbox_url, verify=trust(ca_file), timeout=30) as sandbox:
                 await register_gmail_push(sandbox, settings)
                 yield Stack(settings, runtime, sandbox_url, ca_file, http, sandbox)
         finally:
-            if worker is not None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            workers.close()
             server.should_exit = True
             await serve_task
 

@@ -117,9 +117,11 @@ async def user_addresses(session: AsyncSession, sub_account_id: uuid.UUID) -> se
     """Every address that belongs to a user of the sub-account: CRM logins and connected mailboxes."""
     users = await session.scalars(select(User.email_normalized).where(User.sub_account_id == sub_account_id))
     mailboxes = await session.scalars(
-        select(func.lower(EmailConnection.address)).where(EmailConnection.sub_account_id == sub_account_id)
+        select(EmailConnection.address).where(EmailConnection.sub_account_id == sub_account_id)
     )
-    return set(users) | set(mailboxes)
+    # Lowercased here, not in SQL: SQLite's lower() folds ASCII only ("Ü" stays), and a
+    # colleague's address that is not recognised would break the confidentiality rule.
+    return set(users) | {address.strip().lower() for address in mailboxes}
 
 
 async def contacts_by_emails(

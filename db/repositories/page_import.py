@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Attachment, Contact, Message, SyncSkip, Thread
@@ -151,7 +151,9 @@ async def insert_skips(db: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -
     await _insert(db, skips_t, rows)
 
 
-async def update_messages(db: AsyncConnection, changes: Mapping[uuid.UUID, Mapping[str, Any]]) -> None:
+async def update_messages(
+    db: AsyncConnection, sub_account_id: uuid.UUID, changes: Mapping[uuid.UUID, Mapping[str, Any]]
+) -> None:
     """Apply per-message column changes; messages with identical changes share a statement
     (a page of deletions or of read flags is one UPDATE)."""
     groups: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = {}
@@ -160,12 +162,15 @@ async def update_messages(db: AsyncConnection, changes: Mapping[uuid.UUID, Mappi
             groups.setdefault(tuple(sorted(values.items())), []).append(message_id)
     for values, ids in groups.items():
         for chunk in _chunks(ids):
-            await db.execute(update(messages_t).where(messages_t.c.id.in_(chunk)).values(dict(values)))
+            await db.execute(update(messages_t)
+                             .where(messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(chunk))
+                             .values(dict(values)))
 
 
-async def set_thread_keys(db: AsyncConnection, keys: Mapping[uuid.UUID, str]) -> None:
+async def set_thread_keys(db: AsyncConnection, sub_account_id: uuid.UUID, keys: Mapping[uuid.UUID, str]) -> None:
     for thread_id, key in keys.items():
-        await db.execute(update(threads_t).where(threads_t.c.id == thread_id).values(provider_thread_key=key))
+        await db.execute(update(threads_t).where(threads_t.c.sub_account_id == sub_account_id, threads_t.c.id == thread_id)
+                         .values(provider_thread_key=key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +185,7 @@ class ThreadIncrement:
     snippet: str
 
 
-async def add_to_threads(db: AsyncConnection, increments: Sequence[ThreadIncrement]) -> None:
+async def add_to_threads(db: AsyncConnection, sub_account_id: uuid.UUID, increments: Sequence[ThreadIncrement]) -> None:
     """One UPDATE per thread (executemany): counters add up; last_message_at/snippet move
     only forward, as if the page's messages had been added one by one."""
     t = threads_t
@@ -196,13 +201,14 @@ async def add_to_threads(db: AsyncConnection, increments: Sequence[ThreadIncreme
                   "p_snippet": i.snippet} for i in increments if i.last_message_at is not None]
     without = [{"p_id": i.thread_id, "p_messages": i.messages, "p_unread": i.unread}
                for i in increments if i.last_message_at is None]
+    mine = and_(t.c.sub_account_id == sub_account_id, t.c.id == bindparam("p_id"))
     if with_date:
-        await db.execute(update(t).where(t.c.id == bindparam("p_id")).values(dated), with_date)
+        await db.execute(update(t).where(mine).values(dated), with_date)
     if without:
-        await db.execute(update(t).where(t.c.id == bindparam("p_id")).values(counters), without)
+        await db.execute(update(t).where(mine).values(counters), without)
 
 
-async def recount_unread(db: AsyncConnection, thread_ids: Collection[uuid.UUID]) -> None:
+async def recount_unread(db: AsyncConnection, sub_account_id: uuid.UUID, thread_ids: Collection[uuid.UUID]) -> None:
     """Unread counts recomputed from the messages (after read-state changes)."""
     m, t = messages_t, threads_t
     unread = (
@@ -212,4 +218,5 @@ async def recount_unread(db: AsyncConnection, thread_ids: Collection[uuid.UUID])
         .scalar_subquery()
     )
     for chunk in _chunks(thread_ids):
-        await db.execute(update(t).where(t.c.id.in_(chunk)).values(unread_count=unread))
+        await db.execute(update(t).where(t.c.sub_account_id == sub_account_id, t.c.id.in_(chunk))
+                         .values(unread_count=unread))

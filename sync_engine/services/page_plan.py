@@ -240,11 +240,18 @@ class PagePlan:
             # It is in the Sent folder, so it went out (e.g. the send's response was lost).
             ours.status = "sent"
             self._change(ours, status="sent", error=None)
+            self.events.append(self._event(EventType.MESSAGE_UPDATED, ours))  # subscribers still show "queued"
         thread = self._threads.get(ours.thread_id)
         if thread is not None and thread.key is None and msg.thread_key:
             self._set_key(thread, msg.thread_key)
 
     def _set_key(self, thread: _Thread, key: str) -> None:
+        owner = self._thread_by_key.get(key)
+        if owner is not None and owner is not thread:
+            # Another thread of this connection already has the conversation (the contact
+            # wrote first): keys are unique per connection, and a clash would fail the page
+            # on every retry. That thread keeps the key; this one joins by Message-ID.
+            return
         thread.key, thread.key_changed = key, True
         if thread.connection_id == self._box.connection_id:
             self._thread_by_key[key] = thread
@@ -286,16 +293,16 @@ class PagePlan:
             for t in self._threads.values() if t.row is not None
         ])
         stored = [t for t in self._threads.values() if t.row is None]
-        await repo.set_thread_keys(db, {t.id: t.key for t in stored if t.key_changed and t.key})
+        await repo.set_thread_keys(db, self._box.sub_account_id, {t.id: t.key for t in stored if t.key_changed and t.key})
         await repo.insert_messages(db, self._new_messages)
         await repo.insert_attachments(db, self._attachments)
         await repo.insert_skips(db, self._skips)
-        await repo.update_messages(db, {m.id: m.changes for m in self._stored_changed})
-        await repo.add_to_threads(db, [
+        await repo.update_messages(db, self._box.sub_account_id, {m.id: m.changes for m in self._stored_changed})
+        await repo.add_to_threads(db, self._box.sub_account_id, [
             repo.ThreadIncrement(t.id, t.messages, t.unread, t.last_at, t.snippet) for t in stored if t.messages
         ])
         # After the inserts and the increments: the recount is what the thread holds.
-        await repo.recount_unread(db, self._recount)
+        await repo.recount_unread(db, self._box.sub_account_id, self._recount)
 
 
 def _attachment_bytes(  # type: ignore[no-untyped-def]

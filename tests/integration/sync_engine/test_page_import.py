@@ -208,8 +208,9 @@ async def test_crm_sent_copy_is_adopted_and_its_conversation_joins_on_the_same_p
         assert stored.provider_thread_key == "conv-crm"
         assert (stored.message_count, stored.unread_count) == (2, 1)
         assert stored.last_message_at == T0 + timedelta(minutes=2)
-        assert events == [(EventType.MESSAGE_ADDED, str(state["messages"]["reply-1"].id)),
-                          (EventType.MESSAGE_UPDATED, str(ours.id))]
+        assert events == [(EventType.MESSAGE_UPDATED, str(ours.id)),  # queued -> sent: it is in Sent Items
+                          (EventType.MESSAGE_ADDED, str(state["messages"]["reply-1"].id)),
+                          (EventType.MESSAGE_UPDATED, str(ours.id))]  # deleted in the mailbox
     finally:
         await engine.dispose()
 
@@ -254,5 +255,35 @@ async def test_a_page_is_not_stored_without_the_lease(database_url: str) -> None
                                  utcnow() + timedelta(minutes=5))
         state = await _state(sessions, conn.id)
         assert state["messages"] == {} and state["threads"] == [] and state["conn"].cursor is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_conversation_key_owned_by_another_thread_is_not_taken(database_url: str) -> None:
+    """The contact's own mail started a thread with conversation X; the Sent copy of a CRM
+    send then carries X too. Keys are unique per connection: the CRM thread must not take
+    it (the page would fail on every retry), and the page still applies."""
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        conn = await _setup(sessions)
+        async with sessions.begin() as s:
+            theirs = Thread(sub_account_id=conn.sub_account_id, user_id=conn.user_id, connection_id=conn.id,
+                            subject="Question", provider_thread_key="conv-x", message_count=0, last_message_at=T0)
+            ours = Thread(sub_account_id=conn.sub_account_id, user_id=conn.user_id, connection_id=conn.id,
+                          subject="Answer", message_count=1, last_message_at=T0)
+            s.add_all([theirs, ours])
+            await s.flush()
+            s.add(Message(sub_account_id=conn.sub_account_id, thread_id=ours.id, connection_id=conn.id,
+                          direction="outbound", origin="crm", status="sent", message_id_header="<crm-2@biz.test>",
+                          subject="Answer", is_read=True, sent_at=T0))
+            theirs_id, ours_id = theirs.id, ours.id
+        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        await _apply(importer, [_mail("sent-2", sender=OWNER, to=[ANN], folder=Folder.SENT, key="conv-x",
+                                      mid="<crm-2@biz.test>", read=True, minutes=1)], "1")
+        state = await _state(sessions, conn.id)
+        keys = {t.id: t.provider_thread_key for t in state["threads"]}
+        assert keys == {theirs_id: "conv-x", ours_id: None}
+        assert state["messages"]["sent-2"].thread_id == ours_id  # the copy is still linked
     finally:
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""The hourly safety net finds replaced connections whose retire job was lost."""
+"""Connection queries of the sync engine: the retire safety net, colleagues' addresses."""
 
 from __future__ import annotations
 
@@ -34,5 +34,29 @@ async def test_only_non_current_connections_still_holding_tokens(database_url: s
             await session.flush()
             lost_id = lost.id
         assert await unretired_connections(SimpleNamespace(sessions=sessions)) == [lost_id]  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def test_colleague_mailbox_addresses_fold_case_beyond_ascii(database_url: str) -> None:
+    """Confidentiality matches colleagues' mailboxes case-insensitively, "Ü" included
+    (SQLite's lower() folds ASCII only)."""
+    from db.repositories.mailbox_sync import user_addresses
+
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions.begin() as session:
+            account = SubAccount(agency_id="a", name="n", bcc_sync_address="sync-fold@bcc.test")
+            session.add(account)
+            await session.flush()
+            user = User(sub_account_id=account.id, email="Ursula@X.test", email_normalized="ursula@x.test", role="user")
+            session.add(user)
+            await session.flush()
+            session.add(EmailConnection(sub_account_id=account.id, user_id=user.id, provider="gmail",
+                                        address="ÜRSULA@Müller.example", status="active", is_current=True))
+            account_id = account.id
+        async with sessions() as session:
+            assert await user_addresses(session, account_id) == {"ursula@x.test", "ürsula@müller.example"}
     finally:
         await engine.dispose()

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.base import new_id
 from db.repositories import page_import as repo
 from sync_engine.content import sanitize_html, snippet
 from sync_engine.domain import ChangeKind, Folder, MailChange, MailMessage
@@ -193,13 +194,13 @@ class PagePlan:
                        from_email=msg.sender.email if msg.sender else None, sent_at=msg.sent_at)
             return
         for address in selection.new_contacts:
-            contact_id = uuid.uuid4()
+            contact_id = new_id()
             self._new_contacts.append({"id": contact_id, "sub_account_id": box.sub_account_id, "email": address,
                                        "email_normalized": address, "source": "bcc"})
             self._contacts[address] = contacts[address] = contact_id
         contact_id = contacts.get(selection.contact_address or "")
         if thread is None:
-            thread = self._thread(uuid.uuid4(), box.connection_id, msg.thread_key)
+            thread = self._thread(new_id(), box.connection_id, msg.thread_key)
             thread.row = {"sub_account_id": box.sub_account_id, "user_id": box.user_id, "contact_id": contact_id,
                           "connection_id": box.connection_id, "subject": msg.subject}
             if msg.thread_key:
@@ -216,7 +217,7 @@ class PagePlan:
             self._by_header[header] = known
             self._thread_by_mid[header] = thread
         for att, data in blobs:
-            self._attachments.append({"id": uuid.uuid4(), "message_id": row["id"], "sub_account_id": box.sub_account_id,
+            self._attachments.append({"id": new_id(), "message_id": row["id"], "sub_account_id": box.sub_account_id,
                                       "filename": att.filename, "content_type": att.content_type, "size": len(data),
                                       "provider_attachment_id": att.provider_attachment_id, "content": data})
         thread.add(row["sent_at"], row["direction"] == "inbound" and not row["is_read"], row["snippet"])
@@ -274,7 +275,7 @@ class PagePlan:
 
     def _skip(self, provider_id: str, reason: str, **details: Any) -> None:
         box = self._box
-        self._skips.append({"id": uuid.uuid4(), "sub_account_id": box.sub_account_id, "connection_id": box.connection_id,
+        self._skips.append({"id": new_id(), "sub_account_id": box.sub_account_id, "connection_id": box.connection_id,
                             "user_id": box.user_id, "provider_message_id": provider_id, "reason": reason,
                             "detail": None, "subject": None, "from_email": None, "sent_at": None, **details})
         self._skipped.add(provider_id)
@@ -332,7 +333,7 @@ def _message_row(msg: MailMessage, header: str | None, thread_id: uuid.UUID, box
     inbound = msg.folder is Folder.INBOX
     html = sanitize_html(msg.html)
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "sub_account_id": box.sub_account_id,
         "thread_id": thread_id,
         "connection_id": box.connection_id,

@@ -103,7 +103,9 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
 
         html = sanitize_html(request.html)
         domain = usable.address.rsplit("@", 1)[-1]
-        now = utcnow()
+        # Whole seconds, as providers report sent times: a reply stamped in the same second
+        # must not sort before this message; ties fall back to creation order (new_id).
+        now = utcnow().replace(microsecond=0)
         message = Message(
             sub_account_id=sub_account_id, thread_id=thread.id, connection_id=usable.id, direction="outbound",
             origin="crm", status="queued", message_id_header=f"<{uuid.uuid4().hex}@{domain}>",

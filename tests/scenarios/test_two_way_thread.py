@@ -82,6 +82,7 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
     assert texts.count("3pm is perfect.") == 1, texts
     assert texts.count("See you there.") == 1, texts
     assert len(messages) == 3
+    assert texts == ["Does 3pm suit you?", "3pm is perfect.", "See you there."], [(m["text"], m["sentAt"]) for m in messages]
     crm = next(m for m in messages if (m["text"] or "").strip() == "Does 3pm suit you?")
     assert crm["origin"] == "CRM" and crm["status"] == "SENT"
 

@@ -16,7 +16,7 @@ CONNECTION = """{ emailConnection { id provider address status statusDetail mess
 SEND = """mutation($input: SendEmailInput!) {
   sendEmail(input: $input) { message { id status } thread { id } userErrors { code message field } } }"""
 THREAD = """query($id: ID!) { thread(id: $id) { id subject messageCount
-  messages(first: 50) { edges { node { id direction origin status subject text isRead deletedInMailbox
+  messages(first: 50) { edges { node { id direction origin status subject text isRead deletedInMailbox sentAt
     from { email } } } } } }"""
 THREAD_EVENTS = """subscription($id: ID!) { threadEvents(threadId: $id) { type message { id direction text } } }"""
 

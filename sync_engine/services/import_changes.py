@@ -8,7 +8,10 @@ while the database write lock is held), and nothing is downloaded for mail that 
 going to sync.
 Phase 2 (one transaction): read what the page needs, decide every change in page order
 (dedupe, ``rules.selection``, ``rules.threading``), write the outcome, and store the
-page's cursor — only if this pass still holds the mailbox's lease.
+page's cursor — only if this pass still holds the mailbox's lease. If phase 2 would
+sync a message whose attachment phase 1 did not download (the data changed in between,
+e.g. its sender just became a contact), the transaction is rolled back, the downloads
+now needed are made, and the page is decided again.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from sync_engine.domain import MailChange, SyncPage
 from sync_engine.events import DomainEvent
 from sync_engine.providers.base import MailboxClient
 from sync_engine.runtime import Runtime
-from sync_engine.services.page_plan import CONFIDENTIAL, Mailbox, PagePlan
+from sync_engine.services.page_plan import CONFIDENTIAL, AttachmentNotDownloaded, Mailbox, PagePlan
 
 __all__ = ["CONFIDENTIAL", "LeaseLost", "PageImporter"]
+
+
+# Decide-and-write rounds per page when data changes under the dry run (see apply).
+MAX_DECISION_ROUNDS = 3
 
 
 class LeaseLost(Exception):
@@ -57,6 +64,17 @@ class PageImporter:
 
     async def apply(self, page: SyncPage, lease_owner: str, lease_until: datetime) -> list[DomainEvent]:
         contents = await self._download_needed_attachments(page.changes)
+        for _ in range(MAX_DECISION_ROUNDS - 1):
+            try:
+                return await self._write(page, contents, lease_owner, lease_until)
+            except AttachmentNotDownloaded:
+                # Rolled back; decide afresh which downloads the page needs now.
+                contents.update(await self._download_needed_attachments(page.changes, have=contents))
+        return await self._write(page, contents, lease_owner, lease_until)  # still racing: fail, the pass retries
+
+    async def _write(
+        self, page: SyncPage, contents: dict[tuple[str, str], bytes], lease_owner: str, lease_until: datetime
+    ) -> list[DomainEvent]:
         async with self._rt.sessions.begin() as session:
             plan = PagePlan(await self._mailbox(session), contents, needed=None)
             db = await session.connection()
@@ -85,7 +103,9 @@ class PageImporter:
 
     # ---- phase 1
 
-    async def _download_needed_attachments(self, changes: list[MailChange]) -> dict[tuple[str, str], bytes]:
+    async def _download_needed_attachments(
+        self, changes: list[MailChange], have: dict[tuple[str, str], bytes] | None = None
+    ) -> dict[tuple[str, str], bytes]:
         if not any(c.message is not None and any(a.content is None for a in c.message.attachments) for c in changes):
             return {}
         needed: list[tuple[str, str]] = []
@@ -99,4 +119,4 @@ class PageImporter:
                     plan.apply(change)
             finally:
                 await transaction.rollback()
-        return {key: await self._client.fetch_attachment(*key) for key in dict.fromkeys(needed)}
+        return {key: await self._client.fetch_attachment(*key) for key in dict.fromkeys(needed) if key not in (have or {})}

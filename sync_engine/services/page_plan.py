@@ -39,6 +39,16 @@ from sync_engine.rules.threading import (
 CONFIDENTIAL = "confidential"
 
 
+class AttachmentNotDownloaded(Exception):
+    """The write phase would sync a message whose attachment the dry run did not ask for:
+    the data changed in between (e.g. its sender just became a contact). Not a reason to
+    skip the message: the importer downloads what is now needed and decides again."""
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        super().__init__(f"attachment {key[1]} of message {key[0]} was not downloaded")
+        self.key = key
+
+
 @dataclass(frozen=True, slots=True)
 class Mailbox:
     """The connection being imported and the facts of its sub-account, read once per pass."""
@@ -321,7 +331,7 @@ def _attachment_bytes(  # type: ignore[no-untyped-def]
             blobs.append((att, b""))
             continue
         if data is None:
-            return [], ("attachment_unavailable", f"{att.filename}: could not be downloaded")
+            raise AttachmentNotDownloaded(key)
         verdict = check_content(att.filename, data)
         if not verdict.ok:
             return [], (verdict.problem.value, verdict.detail)  # type: ignore[union-attr]

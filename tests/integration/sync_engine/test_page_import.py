@@ -287,3 +287,35 @@ async def test_a_conversation_key_owned_by_another_thread_is_not_taken(database_
         assert state["messages"]["sent-2"].thread_id == ours_id  # the copy is still linked
     finally:
         await engine.dispose()
+
+
+async def test_a_sender_who_becomes_a_contact_between_the_phases_keeps_the_attachment(database_url: str) -> None:
+    """The dry run saw a stranger (nothing to download); before the write phase the sender
+    became a contact. The message syncs with its attachment instead of a permanent skip."""
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    newcomer = "newcomer@client.test"
+    try:
+        conn = await _setup(sessions)
+
+        class ContactCreatedMeanwhile(PageImporter):
+            async def _download_needed_attachments(self, changes, have=None):  # type: ignore[no-untyped-def]
+                contents = await super()._download_needed_attachments(changes, have)
+                async with sessions.begin() as s:  # e.g. a createContact mutation, committed meanwhile
+                    if await s.scalar(select(Contact).where(Contact.email_normalized == newcomer)) is None:
+                        s.add(Contact(sub_account_id=conn.sub_account_id, email=newcomer, email_normalized=newcomer))
+                return contents
+
+        client = _Client()
+        importer = ContactCreatedMeanwhile(SimpleNamespace(sessions=sessions), conn, client)  # type: ignore[arg-type]
+        await _apply(importer, [_mail("n1", sender=newcomer, to=[OWNER], key="conv-n", attachments=[
+            AttachmentData("offer.pdf", "application/pdf", len(PDF), provider_attachment_id="att-n")])], "1")
+        assert client.fetched == [("n1", "att-n")]
+        state = await _state(sessions, conn.id)
+        assert list(state["messages"]) == ["n1"]
+        async with sessions() as s:
+            assert list(await s.scalars(select(SyncSkip))) == []
+            [attachment] = list(await s.scalars(select(Attachment)))
+        assert attachment.filename == "offer.pdf" and attachment.content == PDF
+    finally:
+        await engine.dispose()

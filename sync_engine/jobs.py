@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from db.models import EmailConnection
+from db.repositories import mailbox_sync as repo
 from sync_engine.domain import AuthRevokedError, NotFoundError, ThrottledError
 from sync_engine.runtime import Runtime
 from sync_engine.services import connections, outbox, watches
@@ -79,18 +80,37 @@ async def write_back_read_state(ctx: dict[str, Any], connection_id: str, provide
     if conn is None or not conn.is_current or conn.token_ciphertext is None:
         return
     client = client_for(rt, conn)
+    done: list[str] = []
     try:
         for provider_id in provider_ids:
             try:
                 await client.set_read(provider_id, is_read)
             except NotFoundError:
-                continue
+                pass  # gone from the mailbox: nothing to write back
+            done.append(provider_id)
     except ThrottledError as exc:
         raise RetryLater(exc.retry_after) from exc
     except AuthRevokedError:
-        return
+        return  # stays pending; written back once the mailbox is connected again
     finally:
         await client.aclose()
+        if done:
+            async with rt.sessions.begin() as session:
+                await repo.clear_read_writeback(session, conn.id, done, is_read)
+
+
+async def requeue_read_writebacks(ctx: dict[str, Any]) -> None:
+    """Safety net: CRM read-state changes whose write-back job was lost (queue down, worker
+    killed, retries exhausted) are written back to the mailbox."""
+    rt = _rt(ctx)
+    async with rt.sessions() as session:
+        pending = await repo.pending_read_writebacks(session)
+    grouped: dict[tuple[uuid.UUID, bool], list[str]] = {}
+    for connection_id, is_read, provider_id in pending:
+        grouped.setdefault((connection_id, is_read), []).append(provider_id)
+    for (connection_id, is_read), ids in grouped.items():
+        await rt.queue.enqueue("write_back_read_state", str(connection_id), ids, is_read,
+                               job_id=f"read-writeback:{connection_id}:{int(is_read)}")
 
 
 async def renew_expiring_watches(ctx: dict[str, Any]) -> None:
@@ -128,6 +148,7 @@ JOBS: dict[str, JobFunc] = {
     "write_back_read_state": write_back_read_state,
     "renew_expiring_watches": renew_expiring_watches,
     "requeue_due_outbox": requeue_due_outbox,
+    "requeue_read_writebacks": requeue_read_writebacks,
     "resume_pending_syncs": resume_pending_syncs,
 }
 
@@ -135,5 +156,6 @@ JOBS: dict[str, JobFunc] = {
 PERIODIC: list[tuple[str, int]] = [
     ("renew_expiring_watches", 3600),
     ("requeue_due_outbox", 60),
+    ("requeue_read_writebacks", 60),
     ("resume_pending_syncs", 60),
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, CreatedMixin, IdMixin
@@ -63,6 +63,9 @@ class Message(IdMixin, CreatedMixin, Base):
     text: Mapped[str | None] = mapped_column(Text)
     snippet: Mapped[str] = mapped_column(Text, default="")
     is_read: Mapped[bool] = mapped_column(default=False)
+    # Set with a read-state change made in the CRM until it is written back to the mailbox:
+    # the import must not undo it meanwhile, and a periodic job retries the write-back.
+    read_writeback_pending: Mapped[bool] = mapped_column(default=False, server_default=false())
     deleted_in_mailbox: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

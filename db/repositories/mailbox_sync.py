@@ -113,6 +113,43 @@ async def current_connection_by_address(session: AsyncSession, provider: str, ad
     )
 
 
+async def mark_read_writeback_pending(session: AsyncSession, sub_account_id: uuid.UUID, message_ids: list[uuid.UUID]) -> None:
+    if message_ids:
+        await session.execute(
+            update(Message)
+            .where(Message.sub_account_id == sub_account_id, Message.id.in_(message_ids))
+            .values(read_writeback_pending=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def clear_read_writeback(
+    session: AsyncSession, connection_id: uuid.UUID, provider_ids: list[str], is_read: bool
+) -> None:
+    """Written back: only where the CRM still holds that value (a later opposite change
+    stays pending for its own write-back)."""
+    if provider_ids:
+        await session.execute(
+            update(Message)
+            .where(Message.connection_id == connection_id, Message.provider_message_id.in_(provider_ids),
+                   Message.is_read.is_(is_read))
+            .values(read_writeback_pending=False)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def pending_read_writebacks(session: AsyncSession, limit: int = 5000) -> list[tuple[uuid.UUID, bool, str]]:
+    """(connection, read state, provider id) of CRM read-state changes not yet in live mailboxes."""
+    rows = await session.execute(
+        select(Message.connection_id, Message.is_read, Message.provider_message_id)
+        .join(EmailConnection, EmailConnection.id == Message.connection_id)
+        .where(Message.read_writeback_pending.is_(True), Message.provider_message_id.is_not(None),
+               EmailConnection.is_current.is_(True), EmailConnection.status.in_(ConnectionStatus.LIVE))
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 async def user_addresses(session: AsyncSession, sub_account_id: uuid.UUID) -> set[str]:
     """Every address that belongs to a user of the sub-account: CRM logins and connected mailboxes."""
     users = await session.scalars(select(User.email_normalized).where(User.sub_account_id == sub_account_id))

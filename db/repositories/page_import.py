@@ -34,7 +34,7 @@ _CHUNK = 500
 _MESSAGE_COLUMNS = [
     messages_t.c[n]
     for n in ("id", "sub_account_id", "thread_id", "provider_message_id", "message_id_header", "is_read",
-              "deleted_in_mailbox", "status")
+              "deleted_in_mailbox", "status", "read_writeback_pending")
 ]
 
 

@@ -72,6 +72,7 @@ class _Msg:
     deleted: bool
     status: str
     row: dict[str, Any] | None = None  # inserted by this page: changes go into the row itself
+    read_writeback_pending: bool = False  # the CRM changed its read state; the mailbox has not yet
     changes: dict[str, Any] = field(default_factory=dict)  # stored row: columns to update
 
 
@@ -146,7 +147,7 @@ class PagePlan:
     @staticmethod
     def _known(r: Row[Any]) -> _Msg:
         return _Msg(r.id, r.sub_account_id, r.thread_id, r.provider_message_id, r.is_read, r.deleted_in_mailbox,
-                    r.status)
+                    r.status, read_writeback_pending=r.read_writeback_pending)
 
     def _thread(self, tid: uuid.UUID, connection_id: uuid.UUID | None, key: str | None) -> _Thread:
         # One object per thread, whichever lookup found it, so a key set on it is seen by all.
@@ -268,7 +269,9 @@ class PagePlan:
             self._thread_by_key[key] = thread
 
     def _set_read(self, known: _Msg, is_read: bool) -> None:
-        if known.is_read == is_read:
+        if known.is_read == is_read or known.read_writeback_pending:
+            # Pending: the mailbox still shows the state from before the user's change in
+            # the CRM; the write-back will bring it in line, it must not undo the change.
             return
         known.is_read = is_read
         self._change(known, is_read=is_read)

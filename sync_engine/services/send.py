@@ -150,15 +150,18 @@ async def mark_thread_read(rt: Runtime, *, sub_account_id: uuid.UUID, thread_id:
         await session.execute(
             update(Message).where(Message.thread_id == thread_id, Message.direction == "inbound").values(is_read=is_read)
         )
+        # Write the flag back to the mailbox(es) the messages live in; until that is done
+        # they are marked pending, so neither a sync pass nor a lost job undoes the change.
+        writeback = [m for m in changed if m.connection_id and m.provider_message_id and not m.deleted_in_mailbox]
+        await repo.mark_read_writeback_pending(session, sub_account_id, [m.id for m in writeback])
         await repo.recount_unread(session, thread_id)
         await session.refresh(thread)
-    # Write the flag back to the mailbox(es) the messages live in.
     by_connection: dict[uuid.UUID, list[str]] = {}
-    for m in changed:
-        if m.connection_id and m.provider_message_id and not m.deleted_in_mailbox:
-            by_connection.setdefault(m.connection_id, []).append(m.provider_message_id)
+    for m in writeback:
+        by_connection.setdefault(m.connection_id, []).append(m.provider_message_id)  # type: ignore[arg-type]
     for connection_id, ids in by_connection.items():
-        await rt.queue.enqueue("write_back_read_state", str(connection_id), ids, is_read)
+        await enqueue_after_commit(rt.queue, "write_back_read_state", str(connection_id), ids, is_read,
+                                   safety_net="the periodic requeue_read_writebacks job")
     for m in changed:
         await rt.events.publish(DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(sub_account_id),
                                             thread_id=str(thread_id), message_id=str(m.id)))

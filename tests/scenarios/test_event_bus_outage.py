@@ -16,7 +16,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from db.models import Message
 from sandbox.server import SandboxServer
 from sync_engine.events import DomainEvent, EventType
 from tests.support.databases import create_database, drop_database
@@ -127,3 +129,43 @@ async def test_a_sign_in_while_the_queue_is_down_imports_once_it_is_back(stack_o
         # The worker's periodic resume_pending_syncs (run at start-up) runs the first import.
         threads = await stack.wait_for(imported, timeout=30, what="the first import")
         assert threads == [{"subject": "Waiting in the inbox", "messageCount": 1}]
+
+
+async def test_marking_a_thread_read_while_the_queue_is_down_reaches_the_mailbox_later(
+        stack_on_private_redis: Stack, private_redis: PrivateRedis) -> None:
+    stack = stack_on_private_redis
+    contact = f"unread-{uuid.uuid4().hex[:6]}@client.example"
+    tenant = await stack.seed_tenant(name="Read Homes", contacts=(contact,))
+    mailbox = tenant.user_email
+    with worker_process(stack.settings):
+        await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)
+        arrived = await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound", json={
+            "from": contact, "to": [mailbox], "subject": "Please read me", "text": "hello"})
+        assert arrived.status_code == 201, arrived.text
+
+        async def thread_id():
+            data = await stack.graphql("{ threads(first: 5) { edges { node { id unreadCount } } } }", token=tenant.token)
+            edges = data["threads"]["edges"]
+            return edges[0]["node"]["id"] if edges and edges[0]["node"]["unreadCount"] == 1 else None
+
+        tid = await stack.wait_for(thread_id, timeout=30, what="the imported unread thread")
+
+    await asyncio.to_thread(private_redis.stop)
+    marked = (await stack.graphql(
+        "mutation($id: ID!) { markThreadRead(input: {threadId: $id}) { thread { unreadCount } userErrors { code } } }",
+        {"id": tid}, token=tenant.token))["markThreadRead"]
+    assert marked == {"thread": {"unreadCount": 0}, "userErrors": []}  # answered, though the queue is down
+    await asyncio.to_thread(private_redis.start)
+
+    async def read_in_mailbox():
+        found = [m for m in await sandbox_messages(stack, mailbox, "inbox") if m["subject"] == "Please read me"]
+        return found if found and found[0]["isRead"] else None
+
+    with worker_process(stack.settings):  # its periodic requeue_read_writebacks runs at start-up
+        await stack.wait_for(read_in_mailbox, timeout=30, what="the read state written back to the mailbox")
+    data = await stack.graphql("{ threads(first: 5) { edges { node { unreadCount } } } }", token=tenant.token)
+    assert data["threads"]["edges"][0]["node"]["unreadCount"] == 0  # no sync pass undid it
+    async with stack.runtime.sessions() as session:
+        pending = await session.scalars(select(Message.read_writeback_pending)
+                                        .where(Message.sub_account_id == tenant.sub_account_id))
+        assert list(pending) == [False]  # written back: nothing left for the periodic job

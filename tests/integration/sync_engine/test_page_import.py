@@ -319,3 +319,26 @@ async def test_a_sender_who_becomes_a_contact_between_the_phases_keeps_the_attac
         assert attachment.filename == "offer.pdf" and attachment.content == PDF
     finally:
         await engine.dispose()
+
+
+async def test_a_read_state_waiting_to_be_written_back_is_not_undone_by_the_mailbox(database_url: str) -> None:
+    """The user marked the message read in the CRM; until that reaches the mailbox, the
+    mailbox still says unread, and a sync pass must not take that for a new change."""
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        conn = await _setup(sessions)
+        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        await _apply(importer, [_mail("r1", sender=ANN, to=[OWNER], key="conv-r"),
+                                _mail("r2", sender=ANN, to=[OWNER], key="conv-r", minutes=1)], "1")
+        async with sessions.begin() as s:  # what markThreadRead commits
+            for message in await s.scalars(select(Message)):
+                message.is_read, message.read_writeback_pending = True, message.provider_message_id == "r1"
+        events = await _apply(importer, [MailChange(ChangeKind.READ_STATE, "r1", is_read=False),
+                                         _mail("r2", sender=ANN, to=[OWNER], key="conv-r", minutes=1, read=False)], "2")
+        state = await _state(sessions, conn.id)
+        assert state["messages"]["r1"].is_read is True  # pending: kept
+        assert state["messages"]["r2"].is_read is False  # written back already: the mailbox's change counts
+        assert events == [(EventType.MESSAGE_UPDATED, str(state["messages"]["r2"].id))]
+    finally:
+        await engine.dispose()

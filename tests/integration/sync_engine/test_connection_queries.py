@@ -5,8 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from db.engine import create_engine, create_sessionmaker
-from db.models import EmailConnection, SubAccount, User
+from db.models import EmailConnection
 from sync_engine.services.connections import unretired_connections
+from tests.support.rows import account_with_user
 
 
 async def test_only_non_current_connections_still_holding_tokens(database_url: str) -> None:
@@ -14,12 +15,7 @@ async def test_only_non_current_connections_still_holding_tokens(database_url: s
     sessions = create_sessionmaker(engine)
     try:
         async with sessions.begin() as session:
-            account = SubAccount(agency_id="a", name="n", bcc_sync_address="sync-retire@bcc.test")
-            session.add(account)
-            await session.flush()
-            user = User(sub_account_id=account.id, email="u@x.test", email_normalized="u@x.test", role="admin")
-            session.add(user)
-            await session.flush()
+            account, user = await account_with_user(session, bcc="sync-retire@bcc.test")
 
             def connection(address: str, *, current: bool, tokens: str | None) -> EmailConnection:
                 conn = EmailConnection(sub_account_id=account.id, user_id=user.id, provider="outlook", address=address,
@@ -47,12 +43,7 @@ async def test_colleague_mailbox_addresses_fold_case_beyond_ascii(database_url: 
     sessions = create_sessionmaker(engine)
     try:
         async with sessions.begin() as session:
-            account = SubAccount(agency_id="a", name="n", bcc_sync_address="sync-fold@bcc.test")
-            session.add(account)
-            await session.flush()
-            user = User(sub_account_id=account.id, email="Ursula@X.test", email_normalized="ursula@x.test", role="user")
-            session.add(user)
-            await session.flush()
+            account, user = await account_with_user(session, bcc="sync-fold@bcc.test", email="Ursula@X.test", role="user")
             session.add(EmailConnection(sub_account_id=account.id, user_id=user.id, provider="gmail",
                                         address="ÜRSULA@Müller.example", status="active", is_current=True))
             account_id = account.id

@@ -6,18 +6,14 @@ from datetime import timedelta
 
 from db.base import utcnow
 from db.engine import create_engine, create_sessionmaker
-from db.models import EmailConnection, SubAccount, User
+from db.models import EmailConnection
 from db.repositories import mailbox_sync as repo
+from tests.support.rows import account_with_user
 
 
 async def _connection(sessions) -> EmailConnection:  # type: ignore[no-untyped-def]
     async with sessions.begin() as session:
-        account = SubAccount(agency_id="a", name="n", bcc_sync_address="sync-lease@bcc.test")
-        session.add(account)
-        await session.flush()
-        user = User(sub_account_id=account.id, email="u@x.test", email_normalized="u@x.test", role="admin")
-        session.add(user)
-        await session.flush()
+        account, user = await account_with_user(session, bcc="sync-lease@bcc.test")
         conn = EmailConnection(sub_account_id=account.id, user_id=user.id, provider="outlook", address="u@x.test",
                                status="active", is_current=True)
         session.add(conn)

@@ -14,8 +14,22 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import unquote_plus
 
 from sandbox import ids
+
+
+def client_credentials(form: dict[str, str], authorization: str) -> tuple[str, str | None]:
+    """(client_id, secret) of a token request: HTTP Basic when present (RFC 6749 2.3.1,
+    form-encoded parts), else the ``client_id``/``client_secret`` form fields."""
+    client_id, secret = form.get("client_id", ""), form.get("client_secret")
+    if authorization.lower().startswith("basic "):
+        try:
+            user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+            client_id, secret = unquote_plus(user), unquote_plus(password)
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return client_id, secret
 
 
 @dataclass

@@ -16,11 +16,10 @@ Google behaviours kept on purpose because apps trip over them:
 
 from __future__ import annotations
 
-import base64
 import html
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -32,7 +31,7 @@ from sandbox.context import Sandbox, bind_sandbox
 from sandbox.google.signing import subject_id
 from sandbox.google.state import google_state
 from sandbox.store import Mailbox
-from sandbox.tokens import AccessToken, RefreshToken, pkce_matches
+from sandbox.tokens import AccessToken, RefreshToken, client_credentials, pkce_matches
 
 ISSUER = "https://accounts.google.com"
 ACCESS_PREFIX = "ya29.a0"
@@ -117,18 +116,6 @@ async def authorize(sandbox: Sandbox, request: Request) -> Response:
     )
 
 
-def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
-    client_id, secret = form.get("client_id", ""), form.get("client_secret")
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("basic "):
-        try:
-            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            client_id, secret = unquote_plus(user), unquote_plus(password)
-        except (ValueError, UnicodeDecodeError):
-            pass
-    return client_id, secret
-
-
 def _id_token(sandbox: Sandbox, mailbox: Mailbox, client_id: str, scopes: list[str], nonce: str | None) -> str:
     now = ids.utcnow()
     claims: dict[str, Any] = {
@@ -176,7 +163,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 async def token(sandbox: Sandbox, request: Request) -> Response:
     form = await _form(request)
-    client_id, secret = _client_credentials(request, form)
+    client_id, secret = client_credentials(form, request.headers.get("authorization", ""))
     if not client_id:
         return _oauth_error("invalid_request", "Could not determine client ID from request.")
     if not sandbox.tokens.check_client(client_id, secret):

@@ -17,7 +17,7 @@ import json
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import jwt
 from jwt.algorithms import RSAAlgorithm
@@ -30,7 +30,7 @@ from sandbox.account_chooser import account_chooser
 from sandbox.context import Sandbox, bind_sandbox
 from sandbox.microsoft.state import ms_state
 from sandbox.store import Mailbox
-from sandbox.tokens import pkce_matches
+from sandbox.tokens import client_credentials, pkce_matches
 
 TENANT_ALIASES = {"common", "organizations", "consumers"}
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -189,18 +189,6 @@ async def authorize(sandbox: Sandbox, request: Request) -> Response:
     return _redirect_with(redirect_uri, {"code": code.value, **echo, "session_state": ids.new_guid()}, response_mode)
 
 
-def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
-    client_id, secret = form.get("client_id", ""), form.get("client_secret")
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("basic "):
-        try:
-            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            client_id, secret = unquote_plus(user), unquote_plus(password)
-        except (ValueError, UnicodeDecodeError):
-            pass
-    return client_id, secret
-
-
 def _short_scope(scope: str) -> str:
     return scope[len(GRAPH_RESOURCE):] if scope.lower().startswith(GRAPH_RESOURCE) else scope
 
@@ -260,7 +248,7 @@ async def token(sandbox: Sandbox, request: Request) -> Response:
     # Parsed by hand: starlette's form parser needs python-multipart, which a
     # urlencoded body does not justify.
     form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
-    client_id, secret = _client_credentials(request, form)
+    client_id, secret = client_credentials(form, request.headers.get("authorization", ""))
     if not sandbox.tokens.check_client(client_id, secret):
         return _aad_error(request, "invalid_client", 7000215,
                           "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.", 401)

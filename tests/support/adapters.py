@@ -1,9 +1,10 @@
 """Helpers the adapters' integration tests share: recorders of token refreshes and of
 send checkpoints, a loopback HTTP endpoint that records provider posts, and the
-sandbox control calls both adapters' tests make."""
+sandbox control calls both adapters' tests make, and the sign-in itself."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from sync_engine.domain import TokenSet
+from sync_engine.domain import ConnectedAccount, TokenSet
+from sync_engine.providers.base import MailProvider
+from tests.support.browser import provider_answer
 
 T = TypeVar("T")
 Post = tuple[dict[str, str], dict[str, str], bytes]
@@ -100,6 +103,16 @@ class RecordingEndpoint:
 
 
 # ---- the sandbox's control API
+
+
+async def sign_in(provider: MailProvider, ca_file: str, address: str, redirect_uri: str) -> ConnectedAccount:
+    """The browser's part of the auth-code flow (``login_hint`` signs in without a form),
+    then the adapter redeems what the provider handed back to ``redirect_uri``."""
+    request = await provider.begin_authorization(redirect_uri, login_hint=address)
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca_file)) as browser:
+        params = await provider_answer(browser, request.url, redirect_uri)
+    assert params["state"] == request.state
+    return await provider.complete_authorization(request.flow, params, redirect_uri)
 
 
 def add_mailbox(control: httpx.Client, provider: str, address: str) -> str:

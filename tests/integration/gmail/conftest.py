@@ -8,12 +8,10 @@ its Gmail API. The sandbox's control API (``/_sandbox``) sets the world up.
 
 from __future__ import annotations
 
-import ssl
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -22,6 +20,7 @@ from sandbox.server import SandboxServer
 from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.gmail import GmailProvider, build_gmail_provider
 from sync_engine.settings import Settings
+from tests.support.adapters import sign_in as sign_in_through_browser
 from tests.support.adapters import (
     Checkpoint,
     Post,
@@ -97,24 +96,7 @@ def mailbox(control: httpx.Client) -> str:
 
 
 async def sign_in(provider: GmailProvider, sandbox: SandboxServer, address: str) -> ConnectedAccount:
-    """The browser part of the auth-code flow: follow the authorize URL (login_hint signs
-    in without a form) through its redirects until the browser reaches our callback."""
-    request = await provider.begin_authorization(REDIRECT_URI, login_hint=address)
-    landed: list[httpx.URL] = []
-
-    def our_app(req: httpx.Request) -> httpx.Response:  # the callback route, as the browser meets it
-        landed.append(req.url)
-        return httpx.Response(200, text="signed in")
-
-    app_origin = f"{urlsplit(REDIRECT_URI).scheme}://{urlsplit(REDIRECT_URI).netloc}"
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=sandbox.ca_file), follow_redirects=True,
-                                 mounts={app_origin: httpx.MockTransport(our_app)}) as browser:
-        response = await browser.get(request.url)
-    assert response.status_code == 200 and len(landed) == 1, response.text
-    assert str(landed[0]).startswith(REDIRECT_URI)
-    params = {k: v[0] for k, v in parse_qs(landed[0].query.decode()).items()}
-    assert params["state"] == request.state
-    return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
+    return await sign_in_through_browser(provider, sandbox.ca_file, address, REDIRECT_URI)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from sandbox.server import SandboxServer
 from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.outlook import OutlookProvider, build_outlook_provider
 from sync_engine.settings import Settings
-from tests.support.browser import provider_answer
+from tests.support.adapters import sign_in as sign_in_through_browser
 from tests.support.adapters import (
     Checkpoint,
     Post,
@@ -82,12 +82,7 @@ def mailbox(control: httpx.Client) -> str:
 
 
 async def sign_in(provider: OutlookProvider, sandbox: SandboxServer, address: str) -> ConnectedAccount:
-    """The browser part of the auth-code flow: follow the authorize URL with login_hint."""
-    request = await provider.begin_authorization(REDIRECT_URI, login_hint=address)
-    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=sandbox.ca_file)) as browser:
-        params = await provider_answer(browser, request.url, REDIRECT_URI)  # a form_post page
-    assert params["state"] == request.state
-    return await provider.complete_authorization(request.flow, params, REDIRECT_URI)
+    return await sign_in_through_browser(provider, sandbox.ca_file, address, REDIRECT_URI)
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ from sandbox.server import SandboxServer  # noqa: E402
 from sync_engine.domain import Provider  # noqa: E402
 from sync_engine.providers.registry import build_providers  # noqa: E402
 from sync_engine.settings import Settings  # noqa: E402
-from tests.support.browser import provider_answer, sign_in_until  # noqa: E402
+from tests.support.adapters import sign_in  # noqa: E402
+from tests.support.browser import sign_in_until  # noqa: E402
 from tests.support.flows import START  # noqa: E402
 from tests.support.stack import Stack, Tenant, trust  # noqa: E402
 
@@ -83,10 +84,7 @@ async def adapter_baseline(settings: Settings, server: SandboxServer, provider: 
     """(messages, seconds) for the adapter alone reading the whole mailbox, no database."""
     adapter = build_providers(settings)[Provider(provider)]
     redirect = f"https://app.example/oauth/{provider}/callback"
-    request = await adapter.begin_authorization(redirect, login_hint=mailbox)
-    async with httpx.AsyncClient(verify=server.ssl_context()) as browser:
-        params = await provider_answer(browser, request.url, redirect)
-    account = await adapter.complete_authorization(request.flow, params, redirect)
+    account = await sign_in(adapter, server.ca_file, mailbox, redirect)
 
     async def noop(_tokens: Any) -> None:
         return None

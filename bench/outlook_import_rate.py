@@ -27,17 +27,13 @@ from sandbox.server import SandboxServer  # noqa: E402
 from sandbox.store import Address  # noqa: E402
 from sync_engine.providers.outlook import build_outlook_provider  # noqa: E402
 from sync_engine.settings import Settings  # noqa: E402
-from tests.support.browser import provider_answer  # noqa: E402
+from tests.support.adapters import sign_in as sign_in_through_browser  # noqa: E402
 
 MAILBOX = "bench@outlook.example"
 
 
 async def sign_in(provider, server: SandboxServer):  # type: ignore[no-untyped-def]
-    redirect = "https://app.example/oauth/outlook/callback"
-    request = await provider.begin_authorization(redirect, login_hint=MAILBOX)
-    async with httpx.AsyncClient(verify=server.ssl_context()) as browser:
-        params = await provider_answer(browser, request.url, redirect)  # a form_post page
-    return await provider.complete_authorization(request.flow, params, redirect)
+    return await sign_in_through_browser(provider, server.ca_file, MAILBOX, "https://app.example/oauth/outlook/callback")
 
 
 async def one_run(client) -> float:  # type: ignore[no-untyped-def]

@@ -12,15 +12,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 
-from db.models import EmailConnection
-from db.repositories import mailbox_sync as repo
-from sync_engine.domain import AuthRevokedError, NotFoundError, ThrottledError
+from sync_engine.domain import ThrottledError
 from sync_engine.runtime import Runtime
-from sync_engine.services import connections, outbox, watches
+from sync_engine.services import connections, outbox, read_state, watches
 from sync_engine.services.sync_mailbox import SyncDeferred, pending_syncs, sync_connection
-from sync_engine.services.tokens import client_for
 
 log = logging.getLogger(__name__)
 
@@ -74,41 +70,17 @@ async def retire_connection(ctx: dict[str, Any], connection_id: str) -> None:
 
 
 async def write_back_read_state(ctx: dict[str, Any], connection_id: str, provider_ids: list[str], is_read: bool) -> None:
-    rt = _rt(ctx)
-    async with rt.sessions() as session:
-        conn = await session.scalar(select(EmailConnection).where(EmailConnection.id == uuid.UUID(connection_id)))
-    if conn is None or not conn.is_current or conn.token_ciphertext is None:
-        return
-    client = client_for(rt, conn)
-    done: list[str] = []
     try:
-        for provider_id in provider_ids:
-            try:
-                await client.set_read(provider_id, is_read)
-            except NotFoundError:
-                pass  # gone from the mailbox: nothing to write back
-            done.append(provider_id)
+        await read_state.write_back(_rt(ctx), uuid.UUID(connection_id), provider_ids, is_read)
     except ThrottledError as exc:
         raise RetryLater(exc.retry_after) from exc
-    except AuthRevokedError:
-        return  # stays pending; written back once the mailbox is connected again
-    finally:
-        await client.aclose()
-        if done:
-            async with rt.sessions.begin() as session:
-                await repo.clear_read_writeback(session, conn.id, done, is_read)
 
 
 async def requeue_read_writebacks(ctx: dict[str, Any]) -> None:
     """Safety net: CRM read-state changes whose write-back job was lost (queue down, worker
     killed, retries exhausted) are written back to the mailbox."""
     rt = _rt(ctx)
-    async with rt.sessions() as session:
-        pending = await repo.pending_read_writebacks(session)
-    grouped: dict[tuple[uuid.UUID, bool], list[str]] = {}
-    for connection_id, is_read, provider_id in pending:
-        grouped.setdefault((connection_id, is_read), []).append(provider_id)
-    for (connection_id, is_read), ids in grouped.items():
+    for (connection_id, is_read), ids in (await read_state.pending_write_backs(rt)).items():
         await rt.queue.enqueue("write_back_read_state", str(connection_id), ids, is_read,
                                job_id=f"read-writeback:{connection_id}:{int(is_read)}")
 

@@ -158,6 +158,31 @@ class SentMessage:
     message_id: str
 
 
+class SmtpTlsMode(str, enum.Enum):
+    """How a connection to the sub-account's SMTP relay is secured."""
+
+    IMPLICIT = "implicit"  # TLS from the first byte (usually port 465)
+    STARTTLS = "starttls"  # plain connect, then STARTTLS is required (usually 587)
+    NONE = "none"  # no TLS at all: accepted for loopback relays only
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpRelayConfig:
+    """The sub-account-level provider (DESIGN.md rule 10): an SMTP relay. ``password`` is
+    the decrypted secret; never log this object."""
+
+    host: str
+    port: int
+    tls_mode: SmtpTlsMode
+    username: str | None
+    password: str | None
+    from_email: str
+    from_name: str | None = None
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and logs
+        return f"SmtpRelayConfig(host={self.host!r}, port={self.port}, tls_mode={self.tls_mode.value})"
+
+
 @dataclass(slots=True)
 class WatchState:
     """A provider push registration (Graph subscription, Gmail watch)."""
@@ -215,6 +240,23 @@ class NotFoundError(ProviderError):
 
 class PermanentSendError(ProviderError):
     """The provider refused the message for good (bad recipient, too large...)."""
+
+
+class RelayCheckFailed(ProviderError):
+    """A test connection to an SMTP relay failed. ``code`` says where:
+    ``UNREACHABLE`` (DNS, refused, timeout), ``TLS_FAILED`` (handshake, certificate,
+    STARTTLS not offered), ``AUTH_FAILED`` (credentials refused, or AUTH not offered
+    when credentials are set), ``REFUSED`` (the server answered an error otherwise)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class DeliveryUncertain(ProviderError):
+    """An earlier attempt handed the message over (SMTP DATA was sent) and its outcome is
+    unknown. Sending again could deliver twice, so the send is not retried."""
 
 
 def utc_now_iso() -> str:

@@ -8,31 +8,16 @@ only decoded and size-checked as input validation, before any work is done.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 
 import strawberry
 
 from api.context import Info
 from api.dataloaders import load_as
+from api.inputs.attachments import AttachmentInput, decode_attachments
 from api.types.message import Message, message_from_row
 from api.types.thread import Thread, thread_from_row
 from api.types.user_errors import SendEmailError, input_id, service_errors_as
-from sync_engine.domain import OutgoingAttachment
-from sync_engine.services.errors import ServiceError
-
-# DESIGN.md section 1 rule 6; the service checks again, together with the type by content.
-MAX_ATTACHMENT_BYTES = 3 * 1024 * 1024
-MAX_ATTACHMENTS = 20
-_MAX_BASE64_CHARS = (MAX_ATTACHMENT_BYTES + 2) // 3 * 4 + 4
-
-
-@strawberry.input(description="A file to attach.")
-class AttachmentInput:
-    filename: str = strawberry.field(description="File name.")
-    content_type: str = strawberry.field(description="MIME type (the content decides what is accepted).")
-    content_base64: str = strawberry.field(description="The content, base64-encoded; at most 3 MB decoded.")
 
 
 @strawberry.input(description="An email to send; with `threadId` it is a reply in that thread.")
@@ -58,24 +43,6 @@ class SendEmailPayload:
     user_errors: list[SendEmailError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
-def _decode_attachments(items: list[AttachmentInput]) -> list[OutgoingAttachment]:
-    if len(items) > MAX_ATTACHMENTS:
-        raise ServiceError("INVALID", f"at most {MAX_ATTACHMENTS} attachments", "attachments")
-    decoded = []
-    for index, item in enumerate(items):
-        field = f"attachments.{index}.contentBase64"
-        if len(item.content_base64) > _MAX_BASE64_CHARS:
-            raise ServiceError("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
-        try:
-            content = base64.b64decode(item.content_base64, validate=True)
-        except (binascii.Error, ValueError):
-            raise ServiceError("INVALID_ATTACHMENT", f"{item.filename} is not valid base64", field) from None
-        if len(content) > MAX_ATTACHMENT_BYTES:
-            raise ServiceError("ATTACHMENT_TOO_LARGE", f"{item.filename} is larger than 3 MB", field)
-        decoded.append(OutgoingAttachment(filename=item.filename, content_type=item.content_type, content=content))
-    return decoded
-
-
 @service_errors_as(SendEmailPayload, SendEmailError)
 async def send_email(
     info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
@@ -87,7 +54,7 @@ async def send_email(
     thread_id = None
     if input.thread_id is not None:
         thread_id = input_id(input.thread_id, "Thread", what="thread", field="threadId")
-    attachments = _decode_attachments(input.attachments)
+    attachments = decode_attachments(input.attachments)
     request = SendRequest(
         subject=input.subject,
         html=input.html,

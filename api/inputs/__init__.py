@@ -1,0 +1,1 @@
+"""GraphQL input objects shared by several mutations."""

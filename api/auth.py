@@ -54,6 +54,11 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def actor(self) -> str:
+        """Who acts, for idempotency keys and audit: one user, or one API key."""
+        return f"user:{self.user_id}" if self.kind is ViewerKind.USER else f"api_key:{self.api_key_id}"
+
 
 class AuthenticationFailed(Exception):
     """Credentials were presented and are not valid (answered 401, never with data)."""

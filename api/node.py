@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import from_global_id
+from api.types.bulk_send import load_bulk_send
 from api.types.account import sub_account_from_row, user_from_row
 from api.types.contact import contact_from_row
 from api.types.email_connection import email_connection_from_row
@@ -41,6 +42,8 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         async with ctx.runtime.engine.connect() as conn:
             rows = await skips.sync_skips_by_ids(conn, viewer.sub_account_id, [id_], owner_user_id=owner)
         return sync_skip_from_row(rows[0]) if rows else None
+    if type_name == "BulkSend":
+        return await load_bulk_send(info, id_)
     if type_name == "SubAccount":
         if id_ != viewer.sub_account_id:
             return None

@@ -17,6 +17,7 @@ from api.errors import BadUserInput
 from api.ids import decode_text_cursor, decode_time_cursor, encode_text_cursor, encode_time_cursor, parse_global_id
 from api.node import resolve_node
 from api.permissions import IsAdmin, IsMember
+from api.sender_queries import resolve_sender, sender_domain_rules
 from api.types.account import Viewer, viewer_from_auth
 from api.types.contact import Contact, contact_from_row
 from api.types.email_connection import EmailConnection, email_connection_from_row
@@ -170,6 +171,17 @@ class Query:
         return connection_from_page(
             page, sync_skip_from_row, lambda r: encode_time_cursor(r.created_at, r.id), after=after
         )
+
+    sender_domain_rules = strawberry.field(
+        resolver=sender_domain_rules,
+        description="The sub-account's sender rules as they apply to the caller, and its email provider.",
+        permission_classes=[IsMember],
+    )
+    resolve_sender = strawberry.field(
+        resolver=resolve_sender,
+        description="Preview which sender an email would use, and why (nothing is sent).",
+        permission_classes=[IsMember],
+    )
 
     @strawberry.field(
         description="Any object by its global id (null if unknown, of another sub-account, or not visible).",

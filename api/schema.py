@@ -31,6 +31,7 @@ from api.queries import Query
 from api.response_cache import CachedSharedReads
 from api.subscriptions import Subscription
 from api.types.account import SubAccount, User
+from api.types.bulk_send import BulkSend
 from api.types.contact import Contact
 from api.types.email_connection import EmailConnection
 from api.types.message import Message
@@ -72,7 +73,7 @@ schema = EmailSyncSchema(
     mutation=Mutation,
     subscription=Subscription,
     # Node implementations reachable only through `node(id:)` must still be in the schema.
-    types=[Thread, Message, Contact, EmailConnection, SyncSkip, User, SubAccount],
+    types=[Thread, Message, Contact, EmailConnection, SyncSkip, User, SubAccount, BulkSend],
     extensions=_extensions(),
     # Plain leaf fields skip graphql-core's per-field machinery (see api/executor.py).
     execution_context_class=LeanExecutionContext,

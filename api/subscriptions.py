@@ -27,9 +27,17 @@ from api.dataloaders.event_scope import event_scopes
 from api.errors import NotFoundError
 from api.ids import parse_global_id
 from api.permissions import IsMember
+from api.types.bulk_send import BulkSendEvent, BulkSendEventType, BulkSendStatus, load_bulk_send
 from api.types.event import LOADED_FIELDS, SyncEvent, SyncEventType, preload
 from db.repositories import threads
-from sync_engine.events import DomainEvent, EventType, connection_channel, subaccount_channel, thread_channel
+from sync_engine.events import (
+    DomainEvent,
+    EventType,
+    bulk_send_channel,
+    connection_channel,
+    subaccount_channel,
+    thread_channel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +166,39 @@ class Subscription:
         if viewer.user_id is not None:
             return _stream(info, connection_channel(viewer.user_id), viewer.sub_account_id, is_connection_event)
         return _stream(info, subaccount_channel(viewer.sub_account_id), viewer.sub_account_id, is_connection_event)
+
+    @strawberry.subscription(
+        description="Progress of a bulk email of the caller's sub-account: its state at once, then after each "
+        "delivery, ending with COMPLETED (an error if it is not one).",
+        permission_classes=[IsMember],
+    )
+    async def bulk_send_events(
+        self, info: Info,
+        bulk_send_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the bulk email.")],
+    ) -> AsyncGenerator[BulkSendEvent, None]:
+        info.context.require_member()
+        bid = parse_global_id(bulk_send_id, "BulkSend")
+        if await load_bulk_send(info, bid) is None:
+            raise NotFoundError("bulk send not found")
+        assert bid is not None
+        return _bulk_progress(info, bid)
+
+
+async def _bulk_progress(info: Info, bulk_send_id: uuid.UUID) -> AsyncGenerator[BulkSendEvent, None]:
+    # Listening starts before the first read, so no delivery between the two is missed.
+    async with info.context.runtime.events.subscribe(bulk_send_channel(bulk_send_id)) as events:
+        async for _ in _snapshot_then(events):
+            bulk = await load_bulk_send(info, bulk_send_id)
+            if bulk is None:
+                return
+            done = bulk.status is BulkSendStatus.COMPLETED
+            yield BulkSendEvent(type=BulkSendEventType.COMPLETED if done else BulkSendEventType.PROGRESS,
+                                occurred_at=datetime.now(UTC), bulk_send=bulk)
+            if done:
+                return
+
+
+async def _snapshot_then(events: Any) -> AsyncGenerator[None, None]:
+    yield None
+    async for _ in events:
+        yield None

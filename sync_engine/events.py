@@ -29,6 +29,8 @@ class EventType:
     MESSAGE_UPDATED = "message_updated"
     THREAD_CREATED = "thread_created"
     CONNECTION_CHANGED = "connection_changed"
+    # A bulk send's counters moved (a delivery finished) or it completed.
+    BULK_SEND_PROGRESS = "bulk_send_progress"
     # Not a change: the bus lost its connection and may have dropped events on this
     # channel. Carries no ids (it is not scoped to anything); subscribers refetch.
     EVENTS_MISSED = "events_missed"
@@ -46,6 +48,10 @@ def connection_channel(user_id: uuid.UUID | str) -> str:
     return f"connection.{user_id}"
 
 
+def bulk_send_channel(bulk_send_id: uuid.UUID | str) -> str:
+    return f"bulk_send.{bulk_send_id}"
+
+
 @dataclass(slots=True)
 class DomainEvent:
     type: str
@@ -55,6 +61,7 @@ class DomainEvent:
     connection_id: str | None = None
     user_id: str | None = None
     status: str | None = None
+    bulk_send_id: str | None = None
     occurred_at: str = field(default_factory=utc_now_iso)
 
     def to_json(self) -> str:
@@ -69,6 +76,8 @@ class DomainEvent:
         return cls(type=EventType.EVENTS_MISSED, sub_account_id="")
 
     def channels(self) -> list[str]:
+        if self.bulk_send_id:  # progress goes to that bulk send's watchers only
+            return [bulk_send_channel(self.bulk_send_id)]
         out = [subaccount_channel(self.sub_account_id)]
         if self.thread_id:
             out.append(thread_channel(self.thread_id))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sync_engine.domain import ThrottledError
 from sync_engine.runtime import Runtime
-from sync_engine.services import connections, outbox, read_state, watches
+from sync_engine.services import bulk_send, connections, idempotency, outbox, read_state, watches
 from sync_engine.services.sync_mailbox import SyncDeferred, pending_syncs, sync_connection
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,13 @@ async def deliver_outbox(ctx: dict[str, Any], outbox_id: str) -> None:
     try:
         await outbox.deliver(_rt(ctx), uuid.UUID(outbox_id))
     except outbox.DeliveryDeferred as exc:
+        raise RetryLater(exc.retry_after) from exc
+
+
+async def drain_bulk_send(ctx: dict[str, Any], bulk_send_id: str) -> None:
+    try:
+        await bulk_send.drain(_rt(ctx), uuid.UUID(bulk_send_id))
+    except bulk_send.DrainDeferred as exc:
         raise RetryLater(exc.retry_after) from exc
 
 
@@ -107,6 +114,15 @@ async def requeue_due_outbox(ctx: dict[str, Any]) -> None:
     rt = _rt(ctx)
     for outbox_id in await outbox.due_items(rt):
         await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
+    # A bulk send's deliveries are drained by its own job; one whose drain died resumes.
+    for bulk_send_id in await bulk_send.stranded_bulk_sends(rt):
+        await rt.queue.enqueue("drain_bulk_send", str(bulk_send_id),
+                               job_id=f"bulk:{bulk_send_id}:{uuid.uuid4().hex[:8]}")
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> None:
+    """Keys older than 24 hours answer nothing any more: drop them."""
+    await idempotency.purge_expired(_rt(ctx))
 
 
 JobFunc = Callable[..., Awaitable[Any]]
@@ -114,6 +130,7 @@ JobFunc = Callable[..., Awaitable[Any]]
 JOBS: dict[str, JobFunc] = {
     "sync_mailbox": sync_mailbox,
     "deliver_outbox": deliver_outbox,
+    "drain_bulk_send": drain_bulk_send,
     "setup_connection": setup_connection,
     "renew_watch": renew_watch,
     "retire_connection": retire_connection,
@@ -122,6 +139,7 @@ JOBS: dict[str, JobFunc] = {
     "requeue_due_outbox": requeue_due_outbox,
     "requeue_read_writebacks": requeue_read_writebacks,
     "resume_pending_syncs": resume_pending_syncs,
+    "purge_idempotency_keys": purge_idempotency_keys,
 }
 
 # (job name, period in seconds) for the periodic jobs.
@@ -130,4 +148,5 @@ PERIODIC: list[tuple[str, int]] = [
     ("requeue_due_outbox", 60),
     ("requeue_read_writebacks", 60),
     ("resume_pending_syncs", 60),
+    ("purge_idempotency_keys", 3600),
 ]

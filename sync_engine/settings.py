@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # per poll buys it back.
     queue_poll_delay: float = Field(default=0.01, gt=0)
     graph_page_size: int = Field(default=200, ge=10, le=1000)
+    # Sub-account SMTP relays: seconds per SMTP command, and how long a claimed relay
+    # delivery is held before another worker may take it over (longer than a send can
+    # last, or a slow send could be overlapped).
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    relay_send_lease_seconds: float = Field(default=180.0, gt=0)
+    # Lifetime (seconds) of the signed attachment download URLs the API hands out
+    # (GraphQL ``Attachment.downloadUrl``): whoever holds one may fetch that file until then.
+    attachment_url_ttl: int = Field(default=300, ge=1, le=86400)
 
 
 def exposure_problems(settings: Settings) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from api.mutations.configure_sub_account_email_provider import configure_sub_account_email_provider
 from api.mutations.create_api_key import create_api_key
 from api.mutations.create_contact import create_contact
 from api.mutations.create_sub_account import create_sub_account
@@ -12,10 +13,13 @@ from api.mutations.delete_contact import delete_contact
 from api.mutations.disconnect_email_connection import disconnect_email_connection
 from api.mutations.mark_thread_read import mark_thread_read
 from api.mutations.request_sync import request_sync
+from api.mutations.send_bulk_email import send_bulk_email
 from api.mutations.send_email import send_email
+from api.mutations.send_workflow_email import send_workflow_email
 from api.mutations.set_labs_feature import set_labs_feature
 from api.mutations.start_email_connection import start_email_connection
 from api.mutations.update_contact import update_contact
+from api.mutations.update_email_connection import update_email_connection
 from api.permissions import IsAdmin, IsAgencyKey, IsMember, IsUser
 
 
@@ -24,6 +28,12 @@ class Mutation:
     start_email_connection = strawberry.mutation(
         resolver=start_email_connection,
         description="Start connecting the caller's mailbox (or replacing it): returns the provider sign-in URL.",
+        permission_classes=[IsUser],
+    )
+    update_email_connection = strawberry.mutation(
+        resolver=update_email_connection,
+        description="Switch the caller's connected mailbox to another one (\"update email\"): once the new sign-in "
+        "completes, new emails go out through it and the old mailbox stops syncing. Returns the sign-in URL.",
         permission_classes=[IsUser],
     )
     disconnect_email_connection = strawberry.mutation(
@@ -38,8 +48,26 @@ class Mutation:
     )
     send_email = strawberry.mutation(
         resolver=send_email,
-        description="Send an email to contacts through the caller's mailbox (a reply when `threadId` is set).",
+        description="Send an email to contacts (a reply when `threadId` is set): through the caller's mailbox, or "
+        "the sub-account's email provider when they have none (see `resolveSender`).",
         permission_classes=[IsUser],
+    )
+    send_bulk_email = strawberry.mutation(
+        resolver=send_bulk_email,
+        description="Send the same email to many contacts, one delivery each, paced to the route's limits. Follow "
+        "it with `bulkSendEvents` or the returned `BulkSend` node.",
+        permission_classes=[IsUser],
+    )
+    send_workflow_email = strawberry.mutation(
+        resolver=send_workflow_email,
+        description="Send a workflow/automation email (partner apps): always through the sub-account's email "
+        "provider, never synced. Users and sub-account API keys.",
+        permission_classes=[IsMember],
+    )
+    configure_sub_account_email_provider = strawberry.mutation(
+        resolver=configure_sub_account_email_provider,
+        description="Set the sub-account's email provider (an SMTP relay), after a connection test (admins).",
+        permission_classes=[IsAdmin],
     )
     mark_thread_read = strawberry.mutation(
         resolver=mark_thread_read,

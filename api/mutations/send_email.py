@@ -1,4 +1,5 @@
-"""sendEmail: a new thread or a reply, sent through the caller's mailbox.
+"""sendEmail: a new thread or a reply from the caller, through their mailbox (synced),
+or the sub-account's email provider when they have none (not synced).
 
 The send is queued (outbox) with its thread and message in one transaction by
 ``sync_engine.services.send``; that service owns the rules (recipients must be
@@ -8,7 +9,7 @@ only decoded and size-checked as input validation, before any work is done.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -18,6 +19,7 @@ from api.inputs.attachments import AttachmentInput, decode_attachments
 from api.types.message import Message, message_from_row
 from api.types.thread import Thread, thread_from_row
 from api.types.user_errors import SendEmailError, input_id, service_errors_as
+from sync_engine.services.send import SendRequest
 
 
 @strawberry.input(description="An email to send; with `threadId` it is a reply in that thread.")
@@ -32,6 +34,10 @@ class SendEmailInput:
     attachments: list[AttachmentInput] = strawberry.field(
         default_factory=list, description="Attachments (JPG, PNG, MP4, MPEG, ZIP, RAR, PDF, DOC(X), TXT; 3 MB each)."
     )
+    idempotency_key: str = strawberry.field(
+        description="A key of the client's choice, unique per email (e.g. a UUID). The same key from the same caller "
+        "within 24 hours answers with the first result and never sends a second email."
+    )
 
 
 @strawberry.type(description="Result of sendEmail.")
@@ -43,19 +49,13 @@ class SendEmailPayload:
     user_errors: list[SendEmailError] = strawberry.field(default_factory=list, description="Why it failed, if it did.")
 
 
-@service_errors_as(SendEmailPayload, SendEmailError)
-async def send_email(
-    info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
-) -> SendEmailPayload:
-    from sync_engine.services.send import SendRequest
-    from sync_engine.services.send import send_email as send_service
-
-    viewer = info.context.require_user()
+def send_request_from(input: Any) -> SendRequest:
+    """The service request of a send input (``SendEmailInput`` or an input with the same
+    fields, like ``SendWorkflowEmailInput``); attachments decoded, the thread id parsed."""
     thread_id = None
     if input.thread_id is not None:
         thread_id = input_id(input.thread_id, "Thread", what="thread", field="threadId")
-    attachments = decode_attachments(input.attachments)
-    request = SendRequest(
+    return SendRequest(
         subject=input.subject,
         html=input.html,
         text=input.text,
@@ -63,14 +63,28 @@ async def send_email(
         cc=list(input.cc),
         bcc=list(input.bcc),
         thread_id=thread_id,
-        attachments=attachments,
+        attachments=decode_attachments(input.attachments),
+        idempotency_key=input.idempotency_key,
     )
-    sent = await send_service(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id, request=request
-    )
+
+
+async def sent_payload(info: Info, sent: Any, payload_type: Any) -> Any:
     info.context.shared_reads_changed()
     loaders = info.context.loaders
-    return SendEmailPayload(
+    return payload_type(
         message=await load_as(loaders.message, sent.id, message_from_row),
         thread=await load_as(loaders.thread, sent.thread_id, thread_from_row),
     )
+
+
+@service_errors_as(SendEmailPayload, SendEmailError)
+async def send_email(
+    info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
+) -> SendEmailPayload:
+    from sync_engine.services.send import send_email as send_service
+
+    viewer = info.context.require_user()
+    request = send_request_from(input)
+    sent = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
+                              request=request, caller=viewer.actor)
+    return await sent_payload(info, sent, SendEmailPayload)

@@ -52,6 +52,11 @@ def _valid_redirect(value: str) -> bool:
 async def start_email_connection(
     info: Info, input: Annotated[StartEmailConnectionInput, strawberry.argument(description="The provider.")]
 ) -> StartEmailConnectionPayload:
+    return StartEmailConnectionPayload(authorization_url=await begin_sign_in(info, input))
+
+
+async def begin_sign_in(info: Info, input: StartEmailConnectionInput) -> str:
+    """Validate the input and start the provider sign-in; returns the authorization URL."""
     from sync_engine.services.connections import start_connection
 
     viewer = info.context.require_user()
@@ -59,7 +64,7 @@ async def start_email_connection(
         raise ServiceError("INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")
     if input.redirect_uri is not None and not _valid_redirect(input.redirect_uri):
         raise ServiceError("INVALID_REDIRECT_URI", "redirectUri must be an absolute http(s) URL", "redirectUri")
-    url = await start_connection(
+    return await start_connection(
         info.context.runtime,
         sub_account_id=viewer.sub_account_id,
         user_id=viewer.user_id,
@@ -67,4 +72,3 @@ async def start_email_connection(
         return_to=input.redirect_uri,
         login_hint=input.login_hint,
     )
-    return StartEmailConnectionPayload(authorization_url=url)

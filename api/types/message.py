@@ -18,9 +18,11 @@ import strawberry
 
 from api.context import Info
 from api.dataloaders import load_as
-from api.ids import to_global_id
+from api.ids import parse_global_id, to_global_id
 from api.types.node import Node
+from api.types.sending import EmailKind, RouteReason, SenderRoute
 from db.repositories.threads import MESSAGE_SUMMARY_COLUMNS
+from sync_engine.services.attachments import signed_download_url
 
 if TYPE_CHECKING:
     from api.types.thread import Thread
@@ -38,6 +40,10 @@ class MessageStatus(enum.Enum):
     SENT = strawberry.enum_value("sent", description="A CRM send accepted by the provider.")
     FAILED = strawberry.enum_value("failed", description="A CRM send the provider refused for good.")
     SYNCED = strawberry.enum_value("synced", description="Read from the mailbox.")
+    UNCERTAIN = strawberry.enum_value(
+        "uncertain", description="A CRM send handed to the SMTP relay whose answer was lost (a crash): it is not "
+        "sent again, so it went out at most once; `statusDetail` says more."
+    )
 
 
 @strawberry.enum(description="Where a message was written.")
@@ -52,12 +58,23 @@ class EmailAddress:
     name: str | None = strawberry.field(description="The display name, if any.")
 
 
-@strawberry.type(description="Metadata of a file attached to a message (the content is not served here).")
+@strawberry.type(description="A file attached to a message: its metadata, and a short-lived link to its content.")
 class Attachment:
     id: strawberry.ID = strawberry.field(description="Opaque identifier of the attachment.")
     filename: str = strawberry.field(description="File name as sent.")
     content_type: str = strawberry.field(description="MIME type, checked against the content.")
     size: int = strawberry.field(description="Size in bytes.")
+
+    @strawberry.field(
+        description="A signed URL that downloads the content with a plain GET, without an Authorization "
+        "header, for a few minutes (`EMAILSYNC_ATTACHMENT_URL_TTL`, 300 s by default). Ask for it when "
+        "the user opens the file; do not store it. Any holder of the URL can fetch that file until it expires."
+    )
+    def download_url(self, info: Info) -> str:
+        viewer = info.context.require_member()
+        attachment_id = parse_global_id(self.id, "Attachment")
+        assert attachment_id is not None and viewer.sub_account_id is not None  # built by Message.attachments
+        return signed_download_url(info.context.runtime.settings, attachment_id, viewer.sub_account_id)
 
 
 def _addresses(raw: list[dict[str, Any]] | str | None) -> list[EmailAddress]:
@@ -82,6 +99,11 @@ class Message(Node):
     sent_at: datetime | None = strawberry.field(description="When it was sent (null while queued).")
     created_at: datetime = strawberry.field(description="When the CRM recorded it.")
     status_detail: str | None = strawberry.field(description="Why a CRM send failed, when it did.")
+    route: SenderRoute | None = strawberry.field(
+        description="CRM sends: the service it left through (null for mail read from the mailbox)."
+    )
+    route_reason: RouteReason | None = strawberry.field(description="CRM sends: why that route.")
+    kind: EmailKind | None = strawberry.field(description="CRM sends: individual, bulk or workflow email.")
     db_id: strawberry.Private[uuid.UUID]
     thread_db_id: strawberry.Private[uuid.UUID]
     # Decoded lists, or JSON text (see ``_addresses``).
@@ -147,6 +169,9 @@ _COLUMNS = tuple(name for name in MESSAGE_SUMMARY_COLUMNS if name != "connection
 _DIRECTIONS = {member.value: member for member in MessageDirection}
 _ORIGINS = {member.value: member for member in MessageOrigin}
 _STATUSES = {member.value: member for member in MessageStatus}
+_ROUTES = {member.value: member for member in SenderRoute}
+_REASONS = {member.value: member for member in RouteReason}
+_KINDS = {member.value: member for member in EmailKind}
 
 
 def message_from_row(row: Any, prefix: str = "") -> Message:
@@ -168,7 +193,7 @@ def message_columns(labels: Sequence[str], prefix: str) -> Callable[[Any], tuple
 def message_from_values(values: Sequence[Any], bodies: tuple[str | None, str | None] | None = None) -> Message:
     """``values`` in ``_COLUMNS`` order; ``bodies`` (html, text) when the row carried them."""
     (id_, thread_id, direction, origin, status, subject, from_email, from_name, to, cc, bcc, snippet, is_read,
-     deleted_in_mailbox, sent_at, created_at, error) = values
+     deleted_in_mailbox, sent_at, created_at, error, route, route_reason, kind) = values
     return Message(
         id=strawberry.ID(to_global_id("Message", id_)),
         direction=_DIRECTIONS[direction],
@@ -182,6 +207,9 @@ def message_from_values(values: Sequence[Any], bodies: tuple[str | None, str | N
         sent_at=sent_at,
         created_at=created_at,
         status_detail=error,
+        route=_ROUTES[route] if route else None,
+        route_reason=_REASONS[route_reason] if route_reason else None,
+        kind=_KINDS[kind] if kind else None,
         db_id=id_,
         thread_db_id=thread_id,
         raw_to=to,

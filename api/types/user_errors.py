@@ -76,14 +76,39 @@ class SendEmailErrorCode(enum.Enum):
     NO_RECIPIENT = _v("NO_RECIPIENT", "No recipient was given.")
     NOT_A_CONTACT = _v("NOT_A_CONTACT", "A recipient is not a contact of the sub-account.")
     NO_SENDER = _v("NO_SENDER", "No connected mailbox (or sub-account provider) can send this email.")
+    TOO_MANY_RECIPIENTS = _v("TOO_MANY_RECIPIENTS", "More recipients than the documented maximum.")
     EMPTY_BODY = _v("EMPTY_BODY", "Neither a text nor an HTML body was given.")
-    INVALID_HEADER = _v("INVALID_HEADER", "A header value (e.g. the subject) contains a line break.")
+    BODY_TOO_LARGE = _v("BODY_TOO_LARGE", "The text and HTML bodies together exceed the documented maximum.")
+    SUBJECT_TOO_LONG = _v("SUBJECT_TOO_LONG", "The subject exceeds the documented maximum.")
+    INVALID_HEADER = _v(
+        "INVALID_HEADER", "A header value (subject, display name) contains a line break, NUL or another "
+        "line-breaking character."
+    )
+    INVALID_IDEMPOTENCY_KEY = _v("INVALID_IDEMPOTENCY_KEY", "The idempotency key is empty, too long or not printable.")
+    IDEMPOTENCY_KEY_REUSED = _v(
+        "IDEMPOTENCY_KEY_REUSED", "The idempotency key was used for a different request in the last 24 hours."
+    )
     INVALID_ATTACHMENT = _v("INVALID_ATTACHMENT", "An attachment could not be decoded or is badly named.")
     ATTACHMENT_TOO_LARGE = _v("ATTACHMENT_TOO_LARGE", "An attachment is larger than 3 MB.")
     ATTACHMENT_TYPE_NOT_ALLOWED = _v("ATTACHMENT_TYPE_NOT_ALLOWED", "An attachment's type is not allowed.")
     ATTACHMENT_CONTENT_MISMATCH = _v(
         "ATTACHMENT_CONTENT_MISMATCH", "An attachment's content does not match its name (checked by content)."
     )
+
+
+@strawberry.enum(description="Why configuring the sub-account's email provider failed (nothing was saved).")
+class EmailProviderErrorCode(enum.Enum):
+    FORBIDDEN = _v("FORBIDDEN", _FORBIDDEN)
+    INVALID = _v("INVALID", _INVALID)
+    INVALID_HOST = _v("INVALID_HOST", "The host is not a host name or an IP address.")
+    INVALID_PORT = _v("INVALID_PORT", "The port is not between 1 and 65535.")
+    INVALID_EMAIL = _v("INVALID_EMAIL", "The default From is not a valid email address.")
+    INVALID_HEADER = _v("INVALID_HEADER", "The display name contains a line break or NUL.")
+    TLS_REQUIRED = _v("TLS_REQUIRED", "Only a relay on this machine (loopback) may be used without TLS.")
+    UNREACHABLE = _v("UNREACHABLE", "The connection test could not reach the relay (name, port, firewall).")
+    TLS_FAILED = _v("TLS_FAILED", "The TLS handshake failed or the relay does not offer STARTTLS.")
+    AUTH_FAILED = _v("AUTH_FAILED", "The relay refused the username and password.")
+    REFUSED = _v("REFUSED", "The relay answered the connection test with an error.")
 
 
 @strawberry.enum(description="Why a thread mutation failed.")
@@ -117,6 +142,11 @@ class EmailConnectionError(UserError):
 @strawberry.type(description="A send failure.")
 class SendEmailError(UserError):
     code: SendEmailErrorCode = strawberry.field(description="Machine-readable reason.")
+
+
+@strawberry.type(description="A failure to configure the sub-account's email provider.")
+class EmailProviderError(UserError):
+    code: EmailProviderErrorCode = strawberry.field(description="Machine-readable reason.")
 
 
 @strawberry.type(description="A thread mutation failure.")
@@ -179,5 +209,6 @@ _CODE_ENUMS: dict[type, type[enum.Enum]] = {
     AccountError: AccountErrorCode,
     EmailConnectionError: EmailConnectionErrorCode,
     SendEmailError: SendEmailErrorCode,
+    EmailProviderError: EmailProviderErrorCode,
     ThreadError: ThreadErrorCode,
 }

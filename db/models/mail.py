@@ -69,6 +69,14 @@ class Message(IdMixin, CreatedMixin, Base):
     deleted_in_mailbox: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # CRM sends: which service it left through (mailbox | sub_account), why (a
+    # sync_engine.rules.sender reason), what kind of email it was, and its bulk send.
+    route: Mapped[str | None] = mapped_column(String(12))
+    route_reason: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str | None] = mapped_column(String(12))
+    bulk_send_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bulk_sends.id", ondelete="SET NULL"), index=True
+    )
 
 
 class Attachment(IdMixin, CreatedMixin, Base):

@@ -33,6 +33,8 @@ class OutboxStatus:
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    # Handed to an SMTP relay whose answer was lost: not resent (at most once).
+    UNCERTAIN = "uncertain"
 
 
 class OutboxItem(IdMixin, CreatedMixin, Base):
@@ -44,6 +46,10 @@ class OutboxItem(IdMixin, CreatedMixin, Base):
     sub_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_accounts.id", ondelete="CASCADE"))
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
     connection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("email_connections.id", ondelete="SET NULL"))
+    # mailbox: through ``connection_id``; sub_account: through the sub-account's SMTP relay.
+    route: Mapped[str] = mapped_column(String(12), default="mailbox", server_default="mailbox")
+    # Deliveries of a bulk send are drained by its own paced job, not one job each.
+    bulk_send_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bulk_sends.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     # The adapter's saved progress (e.g. the Graph draft id) so a retry never sends twice.

@@ -103,6 +103,11 @@ async def current_connection(session: AsyncSession, sub_account_id: uuid.UUID, u
     )
 
 
+async def user_in_sub_account(session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    found = await session.scalar(select(User.id).where(User.id == user_id, User.sub_account_id == sub_account_id))
+    return found is not None
+
+
 async def current_connection_by_address(session: AsyncSession, provider: str, address: str) -> EmailConnection | None:
     return await session.scalar(
         select(EmailConnection).where(

@@ -46,6 +46,9 @@ MESSAGE_SUMMARY_COLUMNS = (
     "sent_at",
     "created_at",
     "error",
+    "route",
+    "route_reason",
+    "kind",
 )
 MESSAGE_BODY_COLUMNS = ("html", "text")
 _ADDRESS_COLUMNS = ("to_addresses", "cc_addresses", "bcc_addresses")

@@ -12,12 +12,17 @@ from sync_engine.domain import Address, MailMessage
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
+# Characters that end or fold a header line somewhere (RFC 5322 CR/LF, NUL, and the
+# breaks Python's str.splitlines and some mailers honour): never in a header value.
+LINE_BREAKING = frozenset("\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def normalize_email(value: str) -> str:
     return value.strip().lower()
 
 
 def is_valid_email(value: str) -> bool:
-    if "\r" in value or "\n" in value or len(value) > 320:
+    if len(value) > 320 or has_header_injection(value):
         return False
     return bool(_EMAIL.match(value.strip()))
 
@@ -48,4 +53,5 @@ def _all(message: MailMessage) -> Iterable[Address]:
 
 
 def has_header_injection(*values: str | None) -> bool:
-    return any(v is not None and ("\r" in v or "\n" in v) for v in values)
+    """True when a value would break out of its header line (see ``LINE_BREAKING``)."""
+    return any(v is not None and not LINE_BREAKING.isdisjoint(v) for v in values)

@@ -1,9 +1,12 @@
-"""Drain the outbox: send each committed CRM message through its mailbox, once.
+"""Drain the outbox: send each committed CRM message through its route, once.
 
+The route is the user's mailbox (an adapter of ``providers/``) or the sub-account's
+SMTP relay (``providers/smtp.py``); both take the same ``SendCheckpoint``.
 Claiming an item pushes its ``next_attempt_at`` forward, which doubles as a
 lease: a second worker (or a retry) does not pick it up while an attempt runs.
-The adapter's ``SendCheckpoint`` progress is committed before the irreversible
-provider call, so a retry after a crash checks instead of sending again.
+The sender's checkpoint is committed before the irreversible call, so a retry after
+a crash checks instead of sending again (a relay cannot be asked whether it got a
+message: an attempt that reached DATA is recorded as ``uncertain``, never resent).
 """
 
 from __future__ import annotations
@@ -19,17 +22,22 @@ from sqlalchemy import select, update
 from db.base import utcnow
 from db.models import Attachment, ConnectionStatus, EmailConnection, Message, OutboxItem, OutboxStatus, Thread
 from db.repositories import mailbox_sync as repo
+from db.repositories import sending as sending_repo
 from sync_engine.domain import (
     Address,
     AuthRevokedError,
+    DeliveryUncertain,
     OutgoingAttachment,
     OutgoingMessage,
     PermanentSendError,
+    SentMessage,
     ThrottledError,
 )
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.runtime import Runtime
+from sync_engine.rules.sender import SenderRoute
 from sync_engine.services.connections import set_status
+from sync_engine.services.relay_settings import config_of, open_relay
 from sync_engine.services.tokens import client_for
 
 log = logging.getLogger(__name__)
@@ -70,16 +78,32 @@ class OutboxCheckpoint:
                 )
 
 
+def attempt_lease(rt: Runtime, route: str) -> timedelta:
+    """How long a claimed item is held. A relay send is bounded by its SMTP timeouts;
+    a mailbox send may wait on provider throttling inside the adapter."""
+    if route == SenderRoute.SUB_ACCOUNT.value:
+        return timedelta(seconds=rt.settings.relay_send_lease_seconds)
+    return ATTEMPT_LEASE
+
+
 async def deliver(rt: Runtime, outbox_id: uuid.UUID) -> None:
+    """Claim the item (unless another attempt holds it) and send it."""
     now = utcnow()
     async with rt.sessions.begin() as session:
+        route = await session.scalar(select(OutboxItem.route).where(OutboxItem.id == outbox_id))
         claimed = await session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == outbox_id, OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now)
-            .values(attempts=OutboxItem.attempts + 1, next_attempt_at=now + ATTEMPT_LEASE)
+            .values(attempts=OutboxItem.attempts + 1, next_attempt_at=now + attempt_lease(rt, route or ""))
         )
         if claimed.rowcount != 1:
             return
+    await deliver_claimed(rt, outbox_id)
+
+
+async def deliver_claimed(rt: Runtime, outbox_id: uuid.UUID) -> None:
+    """Send an item this process has claimed; the outcome is committed on the item."""
+    async with rt.sessions.begin() as session:
         item = await session.get(OutboxItem, outbox_id)
         assert item is not None
         message = await session.get(Message, item.message_id)
@@ -91,13 +115,36 @@ async def deliver(rt: Runtime, outbox_id: uuid.UUID) -> None:
             parent = await repo.latest_message_with_provider_id(session, message.sub_account_id, thread.id, conn.id)
     if message is None or thread is None:
         return
+    if item.route == SenderRoute.SUB_ACCOUNT.value:
+        await _deliver_through_relay(rt, item, message, thread, attachments)
+        return
     if conn is None or not conn.is_current or conn.status not in ConnectionStatus.LIVE or conn.token_ciphertext is None:
         await _finish(rt, item, message, failed="the mailbox was disconnected before the email could be sent")
         return
 
-    outgoing = OutgoingMessage(
-        message_id=message.message_id_header or f"<{uuid.uuid4().hex}@{conn.address.rsplit('@', 1)[-1]}>",
-        sender=Address(conn.address, conn.display_name),
+    outgoing = _outgoing(message, attachments, Address(conn.address, conn.display_name),
+                         reply_to_provider_id=parent.provider_message_id if parent is not None and parent.id != message.id else None,
+                         thread_key=thread.provider_thread_key if thread.connection_id == conn.id else None)
+    client = client_for(rt, conn)
+    try:
+        sent = await client.send(outgoing, OutboxCheckpoint(rt, item))
+    except AuthRevokedError:
+        await set_status(rt, conn.id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
+        await _finish(rt, item, message, failed="the mailbox must be connected again")
+        return
+    except Exception as exc:
+        await _failed_attempt(rt, item, message, exc)
+        return
+    finally:
+        await client.aclose()
+    await _sent(rt, item, message, sent, thread_key_for=thread if thread.connection_id == conn.id else None)
+
+
+def _outgoing(message: Message, attachments: list[Attachment], sender: Address, *,
+              reply_to_provider_id: str | None = None, thread_key: str | None = None) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=message.message_id_header or f"<{uuid.uuid4().hex}@{sender.email.rsplit('@', 1)[-1]}>",
+        sender=sender,
         to=[Address(a["email"], a.get("name")) for a in message.to_addresses],
         cc=[Address(a["email"], a.get("name")) for a in message.cc_addresses],
         bcc=[Address(a["email"], a.get("name")) for a in message.bcc_addresses],
@@ -106,34 +153,52 @@ async def deliver(rt: Runtime, outbox_id: uuid.UUID) -> None:
         text=message.text,
         in_reply_to=message.in_reply_to,
         references=(message.references or "").split(),
-        reply_to_provider_id=parent.provider_message_id if parent is not None and parent.id != message.id else None,
-        thread_key=thread.provider_thread_key if thread.connection_id == conn.id else None,
+        reply_to_provider_id=reply_to_provider_id,
+        thread_key=thread_key,
         attachments=[OutgoingAttachment(a.filename, a.content_type, a.content or b"") for a in attachments],
     )
-    client = client_for(rt, conn)
-    try:
-        sent = await client.send(outgoing, OutboxCheckpoint(rt, item))
-    except ThrottledError as exc:
-        await _reschedule(rt, item, exc.retry_after, "throttled by the provider")
-        raise DeliveryDeferred(exc.retry_after) from exc
-    except AuthRevokedError:
-        await set_status(rt, conn.id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
-        await _finish(rt, item, message, failed="the mailbox must be connected again")
+
+
+async def _deliver_through_relay(rt: Runtime, item: OutboxItem, message: Message, thread: Thread,
+                                 attachments: list[Attachment]) -> None:
+    async with rt.sessions() as session:
+        relay = await sending_repo.relay_of(session, message.sub_account_id)
+    if relay is None:
+        await _finish(rt, item, message, failed="the sub-account's email provider was removed before sending")
         return
-    except PermanentSendError as exc:
-        await _finish(rt, item, message, failed=str(exc) or "refused by the provider")
+    # From as queued (what the sender preview showed), through the relay configured now.
+    outgoing = _outgoing(message, attachments, Address(message.from_email or relay.from_email, message.from_name))
+    try:
+        sent = await open_relay(rt, config_of(rt, relay)).send(outgoing, OutboxCheckpoint(rt, item))
+    except DeliveryUncertain:
+        await _finish(rt, item, message, failed="an earlier attempt handed the email to the SMTP server and its "
+                      "answer was lost; it is not sent again, so it went out at most once", status="uncertain")
         return
     except Exception as exc:
-        log.warning("sending outbox item %s failed: %s", outbox_id, type(exc).__name__)
-        if item.attempts + 1 >= MAX_ATTEMPTS:
-            await _finish(rt, item, message, failed="the provider could not be reached")
-            return
-        delay = min(600.0, 5.0 * 2 ** item.attempts)
-        await _reschedule(rt, item, delay, type(exc).__name__)
-        raise DeliveryDeferred(delay) from exc
-    finally:
-        await client.aclose()
+        await _failed_attempt(rt, item, message, exc)
+        return
+    await _sent(rt, item, message, sent, thread_key_for=None)
 
+
+async def _failed_attempt(rt: Runtime, item: OutboxItem, message: Message, exc: Exception) -> None:
+    """Throttling and transient failures are retried with backoff; a refusal is final."""
+    if isinstance(exc, ThrottledError):
+        await _reschedule(rt, item, exc.retry_after, "throttled by the provider")
+        raise DeliveryDeferred(exc.retry_after) from exc
+    if isinstance(exc, PermanentSendError):
+        await _finish(rt, item, message, failed=str(exc) or "refused by the provider")
+        return
+    log.warning("sending outbox item %s failed: %s", item.id, type(exc).__name__)
+    if item.attempts + 1 >= MAX_ATTEMPTS:
+        await _finish(rt, item, message, failed="the provider could not be reached")
+        return
+    delay = min(600.0, 5.0 * 2 ** item.attempts)
+    await _reschedule(rt, item, delay, type(exc).__name__)
+    raise DeliveryDeferred(delay) from exc
+
+
+async def _sent(rt: Runtime, item: OutboxItem, message: Message, sent: SentMessage, *,
+                thread_key_for: Thread | None) -> None:
     async with rt.sessions.begin() as session:
         await session.execute(
             update(OutboxItem).where(OutboxItem.id == item.id).values(status=OutboxStatus.DONE, last_error=None)
@@ -144,7 +209,8 @@ async def deliver(rt: Runtime, outbox_id: uuid.UUID) -> None:
         if sent.message_id:
             values["message_id_header"] = sent.message_id
         await session.execute(update(Message).where(Message.id == message.id).values(**values))
-        if sent.thread_key and thread.provider_thread_key is None and thread.connection_id == conn.id:
+        thread = thread_key_for
+        if thread is not None and sent.thread_key and thread.provider_thread_key is None:
             await session.execute(update(Thread).where(Thread.id == thread.id).values(provider_thread_key=sent.thread_key))
     await _publish_update(rt, message)
 
@@ -158,12 +224,14 @@ async def _reschedule(rt: Runtime, item: OutboxItem, delay: float, reason: str) 
         )
 
 
-async def _finish(rt: Runtime, item: OutboxItem, message: Message, *, failed: str) -> None:
+async def _finish(rt: Runtime, item: OutboxItem, message: Message, *, failed: str, status: str = "failed") -> None:
+    """A final outcome other than sent: ``failed``, or ``uncertain`` (may have gone out once)."""
+    outbox_status = OutboxStatus.UNCERTAIN if status == "uncertain" else OutboxStatus.FAILED
     async with rt.sessions.begin() as session:
         await session.execute(
-            update(OutboxItem).where(OutboxItem.id == item.id).values(status=OutboxStatus.FAILED, last_error=failed)
+            update(OutboxItem).where(OutboxItem.id == item.id).values(status=outbox_status, last_error=failed)
         )
-        await session.execute(update(Message).where(Message.id == message.id).values(status="failed", error=failed))
+        await session.execute(update(Message).where(Message.id == message.id).values(status=status, error=failed))
     await _publish_update(rt, message)
 
 
@@ -178,7 +246,8 @@ async def due_items(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
     async with rt.sessions() as session:
         rows = await session.scalars(
             select(OutboxItem.id)
-            .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= utcnow())
+            .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= utcnow(),
+                   OutboxItem.bulk_send_id.is_(None))
             .order_by(OutboxItem.next_attempt_at)
             .limit(limit)
         )

@@ -1,30 +1,37 @@
-"""CRM sends: validate, then commit thread + message + outbox row in one transaction.
+"""CRM sends (individual and workflow email): validate, decide the sender, then commit
+thread + message + outbox row in one transaction.
 
-No provider call happens here: ``outbox.deliver`` (a job) sends after commit,
-so a crash can never leave a sent email without its CRM record.
+No provider call happens here: ``outbox.deliver`` (a job) sends after commit, so a
+crash can never leave a sent email without its CRM record. Which service the email
+leaves through (the user's mailbox, or the sub-account's relay) is decided by
+``services.sender`` and stored on the message with its reason. Bulk email is
+``services.bulk_send``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Attachment, ConnectionStatus, Message, OutboxItem, Thread
+from db.base import new_id, utcnow
+from db.models import Attachment, Message, OutboxItem, Thread
 from db.repositories import mailbox_sync as repo
 from sync_engine.content import sanitize_html, snippet
 from sync_engine.domain import OutgoingAttachment
 from sync_engine.events import DomainEvent, EventType
-from sync_engine.rules.addresses import has_header_injection, is_valid_email, normalize_email
-from sync_engine.rules.attachments import check_content
-from sync_engine.rules.sender import EmailKind, SenderRoute, route_for
-from sync_engine.rules.threading import references_for_reply, reply_subject
 from sync_engine.queue import enqueue_after_commit
+from sync_engine.rules.outbound import Draft, all_recipients, check_draft, missing_contacts
+from sync_engine.rules.sender import EmailKind
+from sync_engine.rules.threading import references_for_reply, reply_subject
 from sync_engine.runtime import Runtime
+from sync_engine.services import idempotency
 from sync_engine.services.errors import NotFound, ServiceError
-from db.base import utcnow
+from sync_engine.services.sender import ResolvedSender, resolve_sender
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +46,69 @@ class SendRequest:
     bcc: list[str] = field(default_factory=list)
     thread_id: uuid.UUID | None = None
     attachments: list[OutgoingAttachment] = field(default_factory=list)
+    idempotency_key: str | None = None
+
+    def draft(self) -> Draft:
+        return Draft(self.subject, self.html, self.text, self.to, self.cc, self.bcc, self.attachments)
+
+    def fingerprint(self, kind: EmailKind, user_id: uuid.UUID | None) -> str:
+        data = asdict(self)
+        data.pop("idempotency_key")
+        data["attachments"] = [(a.filename, a.content_type, idempotency.fingerprint(a.content.hex()))
+                               for a in self.attachments]
+        return idempotency.fingerprint({"kind": kind.value, "user": str(user_id), **data})
 
 
-def _validate(request: SendRequest) -> None:
-    if has_header_injection(request.subject):
-        raise ServiceError("INVALID_HEADER", "the subject must not contain line breaks", "subject")
-    if not request.to:
-        raise ServiceError("NO_RECIPIENT", "at least one recipient is required", "to")
-    for name in ("to", "cc", "bcc"):
-        for address in getattr(request, name):
-            if not is_valid_email(address):
-                raise ServiceError("INVALID_EMAIL", f"not a valid email address: {address!r}", name)
-    if not (request.html or request.text):
-        raise ServiceError("EMPTY_BODY", "a text or HTML body is required", "text")
-    for att in request.attachments:
-        if has_header_injection(att.filename, att.content_type):
-            raise ServiceError("INVALID_ATTACHMENT", "attachment names must not contain line breaks", "attachments")
-        verdict = check_content(att.filename, att.content)
-        if not verdict.ok:
-            raise ServiceError(verdict.problem.value.upper(), verdict.detail, "attachments")  # type: ignore[union-attr]
+def raise_problem(problem: object | None) -> None:
+    if problem is not None:
+        raise ServiceError(problem.code, problem.message, problem.field)  # type: ignore[attr-defined]
 
 
-async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, request: SendRequest) -> Message:
-    _validate(request)
+async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, request: SendRequest,
+                     caller: str | None = None) -> Message:
+    """An individual email from a user: their mailbox, else the sub-account provider."""
+    return await _send_one(rt, EmailKind.INDIVIDUAL, sub_account_id, user_id, request, caller or f"user:{user_id}")
+
+
+async def send_workflow_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
+                              request: SendRequest, caller: str) -> Message:
+    """A workflow/automation email: always the sub-account provider, never synced."""
+    return await _send_one(rt, EmailKind.WORKFLOW, sub_account_id, user_id, request, caller)
+
+
+async def _send_one(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
+                    request: SendRequest, caller: str) -> Message:
+    raise_problem(check_draft(request.draft()))
+    call = None
+    if request.idempotency_key is not None:
+        idempotency.check_key(request.idempotency_key)
+        call = idempotency.IdempotentCall(sub_account_id, caller, request.idempotency_key, f"send:{kind.value}",
+                                          request.fingerprint(kind, user_id))
+
+    async def lookup(c: idempotency.IdempotentCall) -> uuid.UUID | None:
+        async with rt.sessions.begin() as session:
+            return await idempotency.earlier_result(session, c)
+
+    async def replay(message_id: uuid.UUID) -> Message:
+        async with rt.sessions() as session:
+            message = await session.get(Message, message_id)
+        assert message is not None
+        return message
+
+    async def perform() -> Message:
+        message, outbox_id, new_thread = await _queue(rt, kind, sub_account_id, user_id, request, call)
+        await _announce(rt, message, outbox_id, new_thread)
+        return message
+
+    return await idempotency.run_once(call, lookup, perform, replay)
+
+
+async def _queue(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
+                 request: SendRequest, call: idempotency.IdempotentCall | None) -> tuple[Message, uuid.UUID, bool]:
     async with rt.sessions.begin() as session:
+        message_id = new_id()
+        if call is not None:
+            await idempotency.remember(session, call, message_id)
         thread: Thread | None = None
         if request.thread_id is not None:
             thread = await session.scalar(
@@ -70,70 +116,90 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
             )
             if thread is None:
                 raise NotFound("thread", "threadId")
-        conn = await repo.current_connection(session, sub_account_id, user_id)
-        usable = conn if conn is not None and conn.status in ConnectionStatus.LIVE else None
-        if route_for(EmailKind.INDIVIDUAL, usable.address if usable else None) is not SenderRoute.MAILBOX:
-            raise ServiceError("NO_SENDER", "no connected mailbox can send this email; connect a mailbox first")
-        assert usable is not None
-        contacts = await repo.contacts_by_emails(session, sub_account_id, request.to)
-        missing = [a for a in request.to if normalize_email(a) not in contacts]
-        if missing:
-            raise ServiceError("NOT_A_CONTACT", f"not a contact of this sub-account: {', '.join(missing)}", "to")
+        sender = await resolve_sender(session, sub_account_id, user_id, kind)
+        sender.require_available()
+        recipients = all_recipients(request.draft())
+        contacts = await repo.contacts_by_emails(session, sub_account_id, recipients)
+        for name in ("to", "cc", "bcc"):
+            missing = missing_contacts(getattr(request, name), set(contacts))
+            if missing:
+                raise ServiceError("NOT_A_CONTACT", f"not a contact of this sub-account: {', '.join(missing)}", name)
 
-        in_reply_to: str | None = None
-        references: list[str] = []
+        in_reply_to, references, subject = None, [], request.subject
+        new_thread = thread is None
         if thread is not None:
-            parent = await session.scalar(
-                select(Message)
-                .where(Message.thread_id == thread.id, Message.message_id_header.is_not(None))
-                .order_by(Message.sent_at.desc().nulls_last(), Message.created_at.desc())
-                .limit(1)
-            )
-            if parent is not None:
-                in_reply_to = parent.message_id_header
-                references = references_for_reply(parent.message_id_header, (parent.references or "").split())
+            in_reply_to, references = await _reply_headers(session, thread.id)
             subject = request.subject.strip() or reply_subject(thread.subject)
         else:
-            first = contacts[normalize_email(request.to[0])]
+            first = contacts[request.to[0].strip().lower()]
             thread = Thread(sub_account_id=sub_account_id, user_id=user_id, contact_id=first.id,
-                            connection_id=usable.id, subject=request.subject)
+                            connection_id=sender.connection_id, subject=request.subject)
             session.add(thread)
             await session.flush()
-            subject = request.subject
-
-        html = sanitize_html(request.html)
-        domain = usable.address.rsplit("@", 1)[-1]
-        # Whole seconds, as providers report sent times: a reply stamped in the same second
-        # must not sort before this message; ties fall back to creation order (new_id).
-        now = utcnow().replace(microsecond=0)
-        message = Message(
-            sub_account_id=sub_account_id, thread_id=thread.id, connection_id=usable.id, direction="outbound",
-            origin="crm", status="queued", message_id_header=f"<{uuid.uuid4().hex}@{domain}>",
-            in_reply_to=in_reply_to, references=" ".join(references) or None, subject=subject,
-            from_email=usable.address, from_name=usable.display_name,
-            to_addresses=[{"email": a, "name": None} for a in request.to],
-            cc_addresses=[{"email": a, "name": None} for a in request.cc],
-            bcc_addresses=[{"email": a, "name": None} for a in request.bcc],
-            html=html, text=request.text, snippet=snippet(request.text, html), is_read=True, sent_at=now,
-        )
+        message = new_message(sender, kind, thread=thread, message_id=message_id, subject=subject,
+                              html=request.html, text=request.text, to=request.to, cc=request.cc, bcc=request.bcc,
+                              in_reply_to=in_reply_to, references=references)
         session.add(message)
         await session.flush()
         for att in request.attachments:
             session.add(Attachment(message_id=message.id, sub_account_id=sub_account_id, filename=att.filename,
                                    content_type=att.content_type, size=len(att.content), content=att.content))
-        outbox = OutboxItem(sub_account_id=sub_account_id, message_id=message.id, connection_id=usable.id)
+        outbox = OutboxItem(sub_account_id=sub_account_id, message_id=message.id, connection_id=sender.connection_id,
+                            route=sender.decision.route.value)
         session.add(outbox)
-        await repo.add_to_thread_counters(session, thread.id, sent_at=now, unread=False, snippet=message.snippet)
+        await repo.add_to_thread_counters(session, thread.id, sent_at=message.sent_at, unread=False,
+                                          snippet=message.snippet)
         await session.flush()
-        outbox_id = outbox.id
+        return message, outbox.id, new_thread
+
+
+async def _reply_headers(session: AsyncSession, thread_id: uuid.UUID) -> tuple[str | None, list[str]]:
+    parent = await session.scalar(
+        select(Message)
+        .where(Message.thread_id == thread_id, Message.message_id_header.is_not(None))
+        .order_by(Message.sent_at.desc().nulls_last(), Message.created_at.desc())
+        .limit(1)
+    )
+    if parent is None:
+        return None, []
+    return parent.message_id_header, references_for_reply(parent.message_id_header, (parent.references or "").split())
+
+
+def new_message(sender: ResolvedSender, kind: EmailKind, *, thread: Thread, message_id: uuid.UUID, subject: str,
+                html: str | None, text: str | None, to: Sequence[str], cc: Sequence[str] = (),
+                bcc: Sequence[str] = (), in_reply_to: str | None = None, references: Sequence[str] = (),
+                bulk_send_id: uuid.UUID | None = None) -> Message:
+    """A queued CRM message with its route and reason (not yet added to a session)."""
+    assert sender.from_email is not None
+    domain = sender.from_email.rsplit("@", 1)[-1]
+    clean_html = sanitize_html(html)
+    # Whole seconds, as providers report sent times: a reply stamped in the same second
+    # must not sort before this message; ties fall back to creation order (new_id).
+    now = utcnow().replace(microsecond=0)
+    return Message(
+        id=message_id, sub_account_id=thread.sub_account_id, thread_id=thread.id, connection_id=sender.connection_id,
+        direction="outbound", origin="crm", status="queued", message_id_header=f"<{uuid.uuid4().hex}@{domain}>",
+        in_reply_to=in_reply_to, references=" ".join(references) or None, subject=subject,
+        from_email=sender.from_email, from_name=sender.from_name,
+        to_addresses=[{"email": a, "name": None} for a in to],
+        cc_addresses=[{"email": a, "name": None} for a in cc],
+        bcc_addresses=[{"email": a, "name": None} for a in bcc],
+        html=clean_html, text=text, snippet=snippet(text, clean_html), is_read=True, sent_at=now,
+        route=sender.decision.route.value, route_reason=sender.decision.reason.value, kind=kind.value,
+        bulk_send_id=bulk_send_id,
+    )
+
+
+async def _announce(rt: Runtime, message: Message, outbox_id: uuid.UUID, new_thread: bool) -> None:
     # The send is committed: failing now would invite the client to send it again.
     await enqueue_after_commit(rt.queue, "deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}",
                                safety_net="the periodic requeue_due_outbox job")
-    if request.thread_id is None:
-        await rt.events.publish(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(sub_account_id), thread_id=str(thread.id)))
-    await rt.events.publish(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(sub_account_id),
-                                        thread_id=str(thread.id), message_id=str(message.id)))
-    return message
+    sub = str(message.sub_account_id)
+    if new_thread:
+        await rt.events.publish(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=sub,
+                                            thread_id=str(message.thread_id)))
+    await rt.events.publish(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=sub,
+                                        thread_id=str(message.thread_id), message_id=str(message.id)))
 
 
 async def mark_thread_read(rt: Runtime, *, sub_account_id: uuid.UUID, thread_id: uuid.UUID, is_read: bool) -> Thread:

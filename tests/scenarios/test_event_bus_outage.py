@@ -79,7 +79,7 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
             raise AssertionError("the subscription never became live")
 
         await asyncio.to_thread(private_redis.stop)
-        data = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "Sent during the outage",
+        data = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "Sent during the outage",
                                                     "text": "Still there?"}}, token=tenant.token)
         payload = data["sendEmail"]
         assert payload["userErrors"] == [] and payload["message"]["status"] == "QUEUED", payload

@@ -49,7 +49,7 @@ async def test_outbox_row_is_committed_before_the_provider_call_and_a_retry_send
     tenant, (contact,) = await _connected(stack)
     # The first provider call of the send (creating the draft) fails.
     await stack.sandbox.post("/_sandbox/faults", json={"path": "/v1.0/me/messages$", "method": "POST", "status": 500, "count": 1})
-    data = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "Outbox first", "text": "body"}}, token=tenant.token)
+    data = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "Outbox first", "text": "body"}}, token=tenant.token)
     assert data["sendEmail"]["userErrors"] == []
 
     async def attempted_and_failed():
@@ -168,13 +168,13 @@ async def test_tokens_are_encrypted_at_rest_and_never_served_or_logged(stack: St
 
 async def test_one_sub_account_cannot_read_another_s_threads(stack: Stack) -> None:
     owner, (contact,) = await _connected(stack)
-    data = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "Private", "text": "secret"}}, token=owner.token)
+    data = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "Private", "text": "secret"}}, token=owner.token)
     thread_id = data["sendEmail"]["thread"]["id"]
     other = await stack.seed_tenant(name="Other business", contacts=(contact,))
     seen = await stack.graphql("query($id: ID!) { thread(id: $id) { id subject } node(id: $id) { id } threads(first: 10) { edges { node { id } } } }",
                                {"id": thread_id}, token=other.token)
     assert seen["thread"] is None and seen["node"] is None
     assert seen["threads"]["edges"] == []
-    reply = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "x", "text": "y", "threadId": thread_id}},
+    reply = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "x", "text": "y", "threadId": thread_id}},
                                 token=other.token)
     assert reply["sendEmail"]["userErrors"][0]["code"] == "NOT_FOUND"

@@ -14,7 +14,13 @@ import uuid
 
 import pytest
 
-from tests.support.flows import SEND, THREAD_EVENTS, connect_mailbox, sandbox_messages, thread_messages
+from tests.support.flows import (
+    SEND,
+    THREAD_EVENTS,
+    connect_mailbox,
+    sandbox_messages,
+    thread_messages,
+)
 from tests.support.stack import Stack
 
 CONNECTION_EVENTS = "subscription { emailConnectionEvents { type emailConnection { address status } } }"
@@ -41,7 +47,7 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
 
     assert len(await stack.wait_for(subscribed, what="a provider subscription")) == 1
 
-    data = await stack.graphql(SEND, {"input": {"to": [contact], "subject": "Viewing on Friday", "text": "Does 3pm suit you?"}},
+    data = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "Viewing on Friday", "text": "Does 3pm suit you?"}},
                                token=tenant.token)
     payload = data["sendEmail"]
     assert payload["userErrors"] == []

@@ -107,7 +107,7 @@ async def test_send_email_maps_the_request(api: Api, monkeypatch: pytest.MonkeyP
     sent = await seeded_message(api, thread_id)
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", sent))
     content = b"%PDF-1.4 hello"
-    data = await api.data(SEND, {"input": {
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), 
         "to": ["customer0@client.test"], "cc": ["customer1@client.test"], "subject": "Quote", "text": "Here it is",
         "threadId": to_global_id("Thread", thread_id),
         "attachments": [{"filename": "q.pdf", "contentType": "application/pdf", "contentBase64": base64.b64encode(content).decode()}],
@@ -128,13 +128,13 @@ async def test_send_email_input_validation_happens_before_the_service(api: Api, 
     calls = Calls()
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", None))
     too_big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
-    base = {"to": ["customer0@client.test"], "subject": "s", "text": "t"}
-    data = await api.data(SEND, {"input": {**base, "attachments": [{"filename": "big.pdf", "contentType": "application/pdf", "contentBase64": too_big}]}})
+    base = {"to": ["customer0@client.test"], "subject": "s", "text": "t", "idempotencyKey": "k1"}
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), **base, "attachments": [{"filename": "big.pdf", "contentType": "application/pdf", "contentBase64": too_big}]}})
     assert data["sendEmail"]["userErrors"][0]["code"] == "ATTACHMENT_TOO_LARGE"
     assert data["sendEmail"]["userErrors"][0]["field"] == "attachments.0.contentBase64"
-    data = await api.data(SEND, {"input": {**base, "attachments": [{"filename": "x.txt", "contentType": "text/plain", "contentBase64": "***"}]}})
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), **base, "attachments": [{"filename": "x.txt", "contentType": "text/plain", "contentBase64": "***"}]}})
     assert data["sendEmail"]["userErrors"][0]["code"] == "INVALID_ATTACHMENT"
-    data = await api.data(SEND, {"input": {**base, "threadId": to_global_id("Thread", api.seed.thread_b)[:-2]}})
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), **base, "threadId": to_global_id("Thread", api.seed.thread_b)[:-2]}})
     assert data["sendEmail"]["userErrors"][0]["code"] == "NOT_FOUND"
     assert calls.calls == []
 
@@ -143,18 +143,18 @@ async def test_send_email_service_errors(api: Api, monkeypatch: pytest.MonkeyPat
     calls = Calls()
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder(
         "send", error=ServiceError("NOT_A_CONTACT", "not a contact of this sub-account: x@y.test", "to")))
-    data = await api.data(SEND, {"input": {"to": ["x@y.test"], "subject": "s", "text": "t"}})
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": ["x@y.test"], "subject": "s", "text": "t"}})
     assert data["sendEmail"] == {"message": None, "thread": None, "userErrors": [
         {"field": "to", "message": "not a contact of this sub-account: x@y.test", "code": "NOT_A_CONTACT"}]}
     # A code the enum does not know yet keeps its message and reads INVALID.
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder(
         "send", error=ServiceError("SOMETHING_NEW", "new rule", "subject")))
-    data = await api.data(SEND, {"input": {"to": ["x@y.test"], "subject": "s", "text": "t"}})
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": ["x@y.test"], "subject": "s", "text": "t"}})
     assert data["sendEmail"]["userErrors"] == [{"field": "subject", "message": "new rule", "code": "INVALID"}]
 
 
 async def test_send_email_needs_a_user(api: Api) -> None:
-    body = await api.gql(SEND, {"input": {"to": ["x@y.test"], "subject": "s", "text": "t"}}, as_="sub_a_key")
+    body = await api.gql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": ["x@y.test"], "subject": "s", "text": "t"}}, as_="sub_a_key")
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

@@ -1,0 +1,56 @@
+"""sendWorkflowEmail: an automation's email (partner apps' workflows, API keys welcome).
+
+Always through the sub-account's email provider: never in a mailbox, never synced
+(DESIGN.md rule 10). It is still recorded in the CRM, in a thread with the contact.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from api.context import Info
+from api.inputs.attachments import AttachmentInput
+from api.mutations.send_email import SendEmailPayload, send_request_from, sent_payload
+from api.types.user_errors import SendEmailError, input_id, service_errors_as
+
+
+@strawberry.input(description="A workflow email; with `threadId` it is recorded as a reply in that thread.")
+class SendWorkflowEmailInput:
+    to: list[str] = strawberry.field(description="Recipients: email addresses of contacts.")
+    cc: list[str] = strawberry.field(default_factory=list, description="Carbon-copy recipients (contacts).")
+    bcc: list[str] = strawberry.field(default_factory=list, description="Blind carbon-copy recipients (contacts).")
+    subject: str = strawberry.field(description="Subject line.")
+    html: str | None = strawberry.field(default=None, description="HTML body.")
+    text: str | None = strawberry.field(default=None, description="Plain-text body.")
+    thread_id: strawberry.ID | None = strawberry.field(default=None, description="Record it in this thread.")
+    attachments: list[AttachmentInput] = strawberry.field(default_factory=list, description="Attachments.")
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The user the workflow runs for (the thread's owner); defaults to the caller "
+        "when the caller is a user."
+    )
+    idempotency_key: str = strawberry.field(
+        description="Unique per email; the same key from the same caller within 24 hours never sends twice."
+    )
+
+
+@strawberry.type(description="Result of sendWorkflowEmail.")
+class SendWorkflowEmailPayload(SendEmailPayload):
+    pass
+
+
+@service_errors_as(SendWorkflowEmailPayload, SendEmailError)
+async def send_workflow_email(
+    info: Info, input: Annotated[SendWorkflowEmailInput, strawberry.argument(description="The email.")]
+) -> SendWorkflowEmailPayload:
+    from sync_engine.services.send import send_workflow_email as send_service
+
+    viewer = info.context.require_member()
+    user_id = viewer.user_id
+    if input.user_id is not None:
+        user_id = input_id(input.user_id, "User", what="user", field="userId")
+    request = send_request_from(input)
+    sent = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=user_id,
+                              request=request, caller=viewer.actor)
+    return await sent_payload(info, sent, SendWorkflowEmailPayload)

@@ -1,0 +1,98 @@
+"""Which sender a CRM email uses, with what it needs to go out (DESIGN.md rule 10).
+
+Loads the user's mailbox and the sub-account's relay and applies the pure rule
+(``rules.sender.decide_sender``); the send services and ``resolveSender`` share it, so
+the preview always says what a send would do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ConnectionStatus, EmailConnection, SubAccountEmailProvider
+from db.repositories import mailbox_sync
+from db.repositories import sending as repo
+from sync_engine.rules.sender import EmailKind, SenderDecision, SenderRoute, decide_sender
+from sync_engine.runtime import Runtime
+from sync_engine.services.errors import NotFound, ServiceError
+
+
+@dataclass(slots=True)
+class ResolvedSender:
+    decision: SenderDecision
+    mailbox: EmailConnection | None  # the user's mailbox when it can send
+    relay: SubAccountEmailProvider | None  # the sub-account's relay, when configured
+
+    @property
+    def available(self) -> bool:
+        return self.mailbox is not None if self.decision.route is SenderRoute.MAILBOX else self.relay is not None
+
+    @property
+    def from_email(self) -> str | None:
+        if self.decision.route is SenderRoute.MAILBOX:
+            return self.mailbox.address if self.mailbox else None
+        return self.relay.from_email if self.relay else None
+
+    @property
+    def from_name(self) -> str | None:
+        if self.decision.route is SenderRoute.MAILBOX:
+            return self.mailbox.display_name if self.mailbox else None
+        return self.relay.from_name if self.relay else None
+
+    @property
+    def connection_id(self) -> uuid.UUID | None:
+        return self.mailbox.id if self.decision.route is SenderRoute.MAILBOX and self.mailbox else None
+
+    def require_available(self) -> None:
+        if not self.available:
+            raise ServiceError("NO_SENDER", f"{self.decision.explanation} No sub-account email provider is "
+                               "configured: an admin sets one up with configureSubAccountEmailProvider.")
+
+
+def usable_mailbox(conn: EmailConnection | None) -> EmailConnection | None:
+    """A mailbox that can send now (not disconnected, not waiting for a new sign-in)."""
+    if conn is None or conn.status not in ConnectionStatus.LIVE or conn.token_ciphertext is None:
+        return None
+    return conn
+
+
+async def resolve_sender(
+    session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
+    from_address: str | None = None,
+) -> ResolvedSender:
+    mailbox = None
+    if user_id is not None and kind is not EmailKind.WORKFLOW:
+        mailbox = usable_mailbox(await mailbox_sync.current_connection(session, sub_account_id, user_id))
+    decision = decide_sender(kind, mailbox.address if mailbox else None, from_address)
+    relay = await repo.relay_of(session, sub_account_id)
+    return ResolvedSender(decision, mailbox, relay)
+
+
+async def preview_sender(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
+                         from_address: str | None = None) -> ResolvedSender:
+    """What a send of ``kind`` by ``user_id`` would do now (``resolveSender``)."""
+    if user_id is not None:
+        async with rt.sessions() as session:
+            if await mailbox_sync.user_in_sub_account(session, sub_account_id, user_id) is False:
+                raise NotFound("user", "userId")
+    async with rt.sessions() as session:
+        return await resolve_sender(session, sub_account_id, user_id, kind, from_address)
+
+
+async def sender_rules(rt: Runtime, sub_account_id: uuid.UUID,
+                       user_id: uuid.UUID | None) -> tuple[ResolvedSender, list[tuple[EmailKind, ResolvedSender]]]:
+    """The effective rules for one user: individual email, bulk email from the mailbox's
+    own address (when there is a mailbox), bulk email from anything else, workflow email.
+    The first element is the individual decision (it carries the mailbox and the relay)."""
+    async with rt.sessions() as session:
+        individual = await resolve_sender(session, sub_account_id, user_id, EmailKind.INDIVIDUAL)
+        rules = [(EmailKind.INDIVIDUAL, individual)]
+        if individual.mailbox is not None:
+            rules.append((EmailKind.BULK, await resolve_sender(session, sub_account_id, user_id, EmailKind.BULK,
+                                                               individual.mailbox.address)))
+        rules.append((EmailKind.BULK, await resolve_sender(session, sub_account_id, user_id, EmailKind.BULK, None)))
+        rules.append((EmailKind.WORKFLOW, await resolve_sender(session, sub_account_id, user_id, EmailKind.WORKFLOW)))
+    return individual, rules

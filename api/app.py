@@ -6,7 +6,7 @@ and closes it on shutdown.
 
 Routes: ``/graphql`` (GET, POST, WebSocket graphql-transport-ws, GraphiQL on GET
 text/html), ``/healthz``, ``/webhooks/graph``, ``/webhooks/gmail``,
-``/oauth/{provider}/callback``.
+``/oauth/{provider}/callback``, ``/attachments/{id}`` (signed attachment downloads).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from api.attachment_routes import download_attachment
 from api.auth import Authenticator
 from api.graphql_http import GraphQLView
 from api.oauth_routes import oauth_callback
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/attachments/{attachment_id:uuid}", download_attachment, methods=["GET"]),
             Route("/webhooks/graph", graph_webhook, methods=["POST"]),
             Route("/webhooks/gmail", gmail_webhook, methods=["POST"]),
             # GET for query-string answers (Google), POST for form_post answers (Microsoft).

@@ -9,7 +9,14 @@ What Strawberry does not do, and this adds:
   ``application/json`` every well-formed request is a 200, as the spec asks;
 - a mutation over GET is 405 (with ``Allow: POST``), an unsupported body type is 415,
   and transport errors carry a GraphQL-shaped JSON body;
-- bad credentials are a 401 with ``WWW-Authenticate``, before anything executes.
+- bad credentials are a 401 with ``WWW-Authenticate``, before anything executes;
+- file uploads per the GraphQL multipart request spec (``multipart/form-data``, for
+  ``AttachmentInput.file``), bounded: a body larger than 20 attachments of 3 MB is a
+  413, more file parts than attachments a 400. A multipart request must carry a
+  preflight header (``GraphQL-Require-Preflight``, or Apollo's
+  ``Apollo-Require-Preflight`` / ``X-Apollo-Operation-Name``): a browser cannot add one
+  to a cross-site form post without a CORS preflight, so no other site can make a
+  user's browser upload to us (Strawberry leaves that protection to the integration).
 WebSockets (graphql-transport-ws) authenticate in ``connection_init`` (payload
 ``{"authorization": "Bearer ..."}``) or, failing that, from the handshake headers.
 """
@@ -20,24 +27,34 @@ import json
 from typing import Any
 
 from cross_web import HTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import AuthenticationFailed, Authenticator
 from api.context import Context, build_context
+from api.inputs.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from api.response_cache import ResponseCache, cache_key
 from sync_engine.runtime import Runtime
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
+MULTIPART_FORM_DATA = "multipart/form-data"
+PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
+# The non-file parts (``operations``, ``map``) of a multipart request, each.
+MAX_MULTIPART_FIELD_BYTES = 1024 * 1024
+# Every attachment at its largest, the two fields, and room for the parts' headers.
+MAX_MULTIPART_BYTES = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + 2 * MAX_MULTIPART_FIELD_BYTES + 64 * 1024
 
 
 def negotiate_media_type(accept: str | None) -> str | None:
@@ -87,10 +104,61 @@ def _error_body(message: str, code: str | None = None) -> bytes:
     return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
 
+def _is_multipart(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return request.method == "POST" and content_type.split(";", 1)[0].strip().lower() == MULTIPART_FORM_DATA
+
+
+class _BodyTooLarge(Exception):
+    """Raised by ``_BoundedReceive`` into whatever is reading the body."""
+
+
+class _BoundedReceive:
+    """An ASGI ``receive`` that stops a request body past ``limit`` bytes, whatever its
+    Content-Length said (a chunked body has none)."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._size = 0
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._size += len(message.get("body", b""))
+            if self._size > self._limit:
+                raise _BodyTooLarge()
+        return message
+
+
+def _check_multipart_headers(request: Request) -> None:
+    """Refuse, before reading anything, a multipart request without a preflight header
+    or one that declares a body larger than any we accept."""
+    if not any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
+        raise HTTPException(400, "a multipart request needs a GraphQL-Require-Preflight header (CSRF protection)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_MULTIPART_BYTES:
+        raise HTTPException(413, "request body too large")
+
+
+async def _parse_multipart_form(request: Request) -> None:
+    """Parse the parts now, within bounds; Strawberry's own parsing then reuses the parsed
+    form (Starlette keeps it on the request). Files go to temporary files, not memory."""
+    try:
+        await request.form(max_files=MAX_ATTACHMENTS, max_fields=2, max_part_size=MAX_MULTIPART_FIELD_BYTES)
+    except _BodyTooLarge:
+        raise HTTPException(413, "request body too large") from None
+    except MultiPartException as exc:
+        raise HTTPException(400, f"invalid multipart body: {exc.message}") from None
+    except StarletteHTTPException as exc:  # the same, as Starlette reports it inside an app
+        raise HTTPException(400, f"invalid multipart body: {exc.detail}") from None
+
+
 class GraphQLView(GraphQL[Context, None]):
     def __init__(
         self, runtime: Runtime, authenticator: Authenticator, response_cache: ResponseCache | None = None, **kwargs: Any
     ) -> None:
+        kwargs.setdefault("multipart_uploads_enabled", True)
         super().__init__(**kwargs)
         self.runtime = runtime
         self.authenticator = authenticator
@@ -101,6 +169,9 @@ class GraphQLView(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        multipart = _is_multipart(request)
+        if multipart:
+            request = Request(scope, _BoundedReceive(receive, MAX_MULTIPART_BYTES))
         media_type = negotiate_media_type(request.headers.get("accept"))
         wants_html = request.method == "GET" and "text/html" in request.headers.get("accept", "")
         if media_type is None and not wants_html:
@@ -110,18 +181,29 @@ class GraphQLView(GraphQL[Context, None]):
         request.state.media_type = media_type or APPLICATION_JSON
         request.state.cache_ref = None
         try:
+            response = await self._respond(request, multipart)
+            await response(scope, receive, send)
+        finally:
+            if multipart:
+                await request.close()  # the uploads' temporary files
+
+    async def _respond(self, request: Request, multipart: bool) -> Response:
+        try:
+            if multipart:
+                _check_multipart_headers(request)
             request.state.viewer = await self.authenticator.from_headers(request.headers)
+            if multipart:
+                await _parse_multipart_form(request)
             body = await self._cached_body(request)
             if body is not None:
-                response = Response(body, status_code=200, media_type=request.state.media_type)
-            else:
-                response = await self.run(request)
+                return Response(body, status_code=200, media_type=request.state.media_type)
+            return await self.run(request)
         except HTTPException as exc:
-            response = self._transport_error(request, exc)
+            return self._transport_error(request, exc)
         except AuthenticationFailed as exc:
             response = self._error_response(401, exc.reason, request.state.media_type, code="UNAUTHENTICATED")
             response.headers["WWW-Authenticate"] = 'Bearer realm="emailsync", ApiKey realm="emailsync"'
-        await response(scope, receive, send)
+            return response
 
     async def _cached_body(self, request: Request) -> bytes | None:
         """The fast path: a cached shared read answered from its encoded body, without
@@ -150,6 +232,15 @@ class GraphQLView(GraphQL[Context, None]):
         key = cache_key(query, operation_name, variables)
         request.state.cache_ref = (viewer.sub_account_id, key)
         return self.response_cache.get_body(viewer.sub_account_id, key)
+
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
+        try:
+            return await super().parse_multipart(request)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            # Strawberry reports a missing file part itself; a ``map`` whose paths do not
+            # fit ``operations`` (a list index that is not a number, a path through a
+            # string...) would otherwise be a 500.
+            raise HTTPException(400, "the multipart map does not fit the operations") from exc
 
     def _transport_error(self, request: Request, exc: HTTPException) -> Response:
         status, reason = exc.status_code, exc.reason

@@ -1,5 +1,6 @@
 """Assembly of the sandbox's Starlette app: provider routes, control API,
-request log and faults in front of every provider endpoint."""
+request log and faults in front of every provider endpoint, and the SMTP
+catcher's listeners started and stopped with the app."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox import control, google, microsoft
+from sandbox import control, google, microsoft, smtp
 from sandbox.context import Sandbox
 from sandbox.google.control_extras import control_routes as google_controls
 from sandbox.microsoft.control_extras import control_routes as microsoft_controls
@@ -28,14 +29,19 @@ async def _graph_unknown_segment(request: Request) -> Response:
 def build_app(sandbox: Sandbox) -> Starlette:
     # Explicit wiring: each provider package installs its state and returns its routes.
     provider_routes = [*microsoft.install(sandbox), *google.install(sandbox)]
-    control_routes = control.routes(sandbox, extra=[*microsoft_controls(sandbox), *google_controls(sandbox)])
+    smtp_controls = smtp.install(sandbox)
+    control_routes = control.routes(sandbox, extra=[*microsoft_controls(sandbox), *google_controls(sandbox), *smtp_controls])
+    catcher = smtp.smtp_catcher(sandbox)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await sandbox.startup()
+        # The SMTP listeners share the app's event loop (and its state, without locks).
+        await catcher.start()
         try:
             yield
         finally:
+            await catcher.stop()
             await sandbox.shutdown()
 
     app = Starlette(

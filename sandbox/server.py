@@ -1,8 +1,10 @@
 """Run the sandbox over HTTPS with uvicorn, in a background thread or in the
-foreground (CLI). Tests use ``SandboxServer`` as a context manager::
+foreground (CLI), with the SMTP catcher's two listeners (STARTTLS and implicit
+TLS) on the same host. Tests use ``SandboxServer`` as a context manager::
 
     with SandboxServer() as server:
         httpx.get(server.base_url + "/_sandbox/health", verify=server.ca_file)
+        server.smtp_port, server.smtps_port, server.smtp_credentials
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import uvicorn
 from sandbox import tls
 from sandbox.app import build_app
 from sandbox.context import Sandbox, SandboxConfig
+from sandbox.smtp import IMPLICIT, STARTTLS, SmtpCredentials, smtp_catcher
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -41,14 +44,18 @@ class SandboxServer:
         state_dir: str | Path | None = None,
         config: SandboxConfig | None = None,
         log_level: str = "warning",
+        smtp_port: int = 0,
+        smtps_port: int = 0,
     ) -> None:
         self.host = host
         self.requested_port = port
+        self.requested_smtp_ports = {STARTTLS: smtp_port, IMPLICIT: smtps_port}
         self._tempdir = None if state_dir else tempfile.TemporaryDirectory(prefix="emailsync-sandbox-")
         self.state_dir = Path(state_dir or self._tempdir.name).resolve()  # type: ignore[union-attr]
         self.tls = tls.prepare(self.state_dir, extra_names=(host,) if host not in ("0.0.0.0", "::") else ())
         self.sandbox = Sandbox(config, ca_bundle=str(self.tls.ca_bundle))
         self.app = build_app(self.sandbox)
+        self.smtp = smtp_catcher(self.sandbox)
         self.log_level = log_level
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -76,6 +83,21 @@ class SandboxServer:
     def graph_base_url(self) -> str:
         return f"{self.base_url}/v1.0"
 
+    @property
+    def smtp_port(self) -> int | None:
+        """The catcher's plain SMTP port, which offers STARTTLS (after ``bind``/``start``)."""
+        return self.smtp.port(STARTTLS)
+
+    @property
+    def smtps_port(self) -> int | None:
+        """The catcher's implicit-TLS port."""
+        return self.smtp.port(IMPLICIT)
+
+    @property
+    def smtp_credentials(self) -> SmtpCredentials:
+        """(username, password) the catcher accepts now."""
+        return self.smtp.credentials
+
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting the sandbox (for httpx ``verify=``)."""
         return ssl.create_default_context(cafile=self.ca_file)
@@ -97,8 +119,14 @@ class SandboxServer:
         return uvicorn.Server(config)
 
     def bind(self) -> socket.socket:
+        """Bind every listener, so all ports are known before serving; returns the HTTPS one."""
         self._socket = bind_socket(self.host, self.requested_port)
         self.port = self._socket.getsockname()[1]
+        self.smtp.listen_on(
+            {name: bind_socket(self.host, port) for name, port in self.requested_smtp_ports.items()},
+            cert_file=str(self.tls.cert_file),
+            key_file=str(self.tls.key_file),
+        )
         return self._socket
 
     def start(self, timeout: float = 15.0) -> "SandboxServer":
@@ -142,6 +170,7 @@ class SandboxServer:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        self.smtp.release()
 
     def close(self) -> None:
         self.stop()

@@ -58,6 +58,8 @@ class FaultRegistry:
         # (path regex, builder) pairs: providers register the error shape their
         # real service answers with, so an injected 503 looks like theirs.
         self.body_builders: list[tuple[re.Pattern[str], BodyBuilder]] = []
+        # Faults kept elsewhere (the SMTP catcher's) are cleared with these.
+        self._clear_hooks: list[Callable[[], None]] = []
 
     def register_body(self, path_pattern: str, builder: BodyBuilder) -> None:
         self.body_builders.append((re.compile(path_pattern), builder))
@@ -68,9 +70,14 @@ class FaultRegistry:
             self.faults.append(fault)
         return fault
 
+    def on_clear(self, hook: Callable[[], None]) -> None:
+        self._clear_hooks.append(hook)
+
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
+        for hook in self._clear_hooks:
+            hook()
 
     def take(self, method: str, target: str) -> Fault | None:
         """The first matching fault, consuming one of its hits."""

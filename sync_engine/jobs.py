@@ -112,8 +112,10 @@ async def resume_pending_syncs(ctx: dict[str, Any]) -> None:
 async def requeue_due_outbox(ctx: dict[str, Any]) -> None:
     """Safety net: items whose job was lost (worker killed) are picked up again."""
     rt = _rt(ctx)
-    for outbox_id in await outbox.due_items(rt):
-        await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}")
+    for outbox_id, attempts in await outbox.due_items(rt):
+        # The attempt count in the id: a killed worker's job keeps its own id in the queue
+        # (arq forgets it only after the job timeout), and must not block this one.
+        await rt.queue.enqueue("deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}:{attempts}")
     # A bulk send's deliveries are drained by its own job; one whose drain died resumes.
     for bulk_send_id in await bulk_send.stranded_bulk_sends(rt):
         await rt.queue.enqueue("drain_bulk_send", str(bulk_send_id),

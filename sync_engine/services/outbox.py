@@ -188,6 +188,9 @@ async def _failed_attempt(rt: Runtime, item: OutboxItem, message: Message, exc: 
     if isinstance(exc, PermanentSendError):
         await _finish(rt, item, message, failed=str(exc) or "refused by the provider")
         return
+    if isinstance(exc, ValueError):  # the adapter could not build it (validation lets none through)
+        await _finish(rt, item, message, failed=f"the email could not be built: {exc}")
+        return
     log.warning("sending outbox item %s failed: %s", item.id, type(exc).__name__)
     if item.attempts + 1 >= MAX_ATTEMPTS:
         await _finish(rt, item, message, failed="the provider could not be reached")
@@ -242,13 +245,14 @@ async def _publish_update(rt: Runtime, message: Message) -> None:
     )
 
 
-async def due_items(rt: Runtime, limit: int = 100) -> list[uuid.UUID]:
+async def due_items(rt: Runtime, limit: int = 100) -> list[tuple[uuid.UUID, int]]:
+    """Single sends due now, with their attempt count (bulk deliveries have their drain)."""
     async with rt.sessions() as session:
-        rows = await session.scalars(
-            select(OutboxItem.id)
+        rows = await session.execute(
+            select(OutboxItem.id, OutboxItem.attempts)
             .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= utcnow(),
                    OutboxItem.bulk_send_id.is_(None))
             .order_by(OutboxItem.next_attempt_at)
             .limit(limit)
         )
-        return list(rows)
+        return [(row.id, row.attempts) for row in rows]

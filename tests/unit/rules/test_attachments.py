@@ -3,7 +3,12 @@ import zipfile
 
 import pytest
 
-from sync_engine.rules.attachments import MAX_ATTACHMENT_BYTES, AttachmentProblem, check_content, check_declared
+from sync_engine.rules.attachments import (
+    MAX_ATTACHMENT_BYTES,
+    AttachmentProblem,
+    check_content,
+    check_declared,
+)
 
 
 def docx_bytes() -> bytes:

@@ -1,14 +1,4 @@
 from sync_engine.content import sanitize_html, snippet
-from sync_engine.rules.sender import EmailKind, SenderRoute, route_for
-
-
-def test_sender_mapping():
-    assert route_for(EmailKind.INDIVIDUAL, "me@x.com") is SenderRoute.MAILBOX
-    assert route_for(EmailKind.INDIVIDUAL, None) is SenderRoute.SUB_ACCOUNT
-    assert route_for(EmailKind.BULK, "me@x.com", "ME@x.com") is SenderRoute.MAILBOX
-    assert route_for(EmailKind.BULK, "me@x.com", None) is SenderRoute.SUB_ACCOUNT
-    assert route_for(EmailKind.BULK, "me@x.com", "other@x.com") is SenderRoute.SUB_ACCOUNT
-    assert route_for(EmailKind.WORKFLOW, "me@x.com") is SenderRoute.SUB_ACCOUNT
 
 
 def test_html_is_sanitized():

@@ -3,8 +3,8 @@ from sync_engine.rules.threading import (
     match_thread,
     normalize_message_id,
     parse_references,
-    references_for_reply,
     referenced_ids,
+    references_for_reply,
     reply_subject,
 )
 

@@ -61,7 +61,8 @@ def cmd_worker(_args: argparse.Namespace) -> None:
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "sandbox", "--host", args.host, "--port", str(args.port),
-                              "--state-dir", args.state_dir])
+                              "--state-dir", args.state_dir, "--smtp-port", str(args.smtp_port),
+                              "--smtps-port", str(args.smtps_port)])
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -95,10 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="the sync engine's job worker (needs EMAILSYNC_REDIS_URL)").set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
-    sandbox = sub.add_parser("sandbox", help="the Microsoft/Google simulator")
+    sandbox = sub.add_parser("sandbox", help="the Microsoft/Google simulator and an SMTP catcher")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8443)
     sandbox.add_argument("--state-dir", default=".sandbox")
+    sandbox.add_argument("--smtp-port", type=int, default=2525, help="SMTP catcher, plain + STARTTLS (0: a free port)")
+    sandbox.add_argument("--smtps-port", type=int, default=2465, help="SMTP catcher, implicit TLS (0: a free port)")
     sandbox.set_defaults(func=cmd_sandbox)
 
     token = sub.add_parser("token", help="mint a development bearer token")

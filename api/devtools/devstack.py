@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from api.devtools.sandbox_process import sandbox_settings_env, start_sandbox
-from api.devtools.seed import DEMO_USERS, seed_demo
+from api.devtools.seed import DEMO_USERS, DemoRelay, seed_demo
 
 
 def _dev_key(state_dir: Path) -> str:
@@ -46,7 +46,9 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
         demo = asyncio.run(seed_demo(
             settings.database_url, sandbox.base_url, sandbox.ca_file, gmail_topic=settings.gmail_pubsub_topic,
             gmail_push_endpoint=push_endpoint, gmail_push_audience=settings.gmail_push_audience or push_endpoint,
-            gmail_push_service_account=settings.gmail_push_service_account))
+            gmail_push_service_account=settings.gmail_push_service_account,
+            relay=DemoRelay(sandbox.smtp_port, sandbox.smtp_username, sandbox.smtp_password,
+                            settings.encryption_keys.get_secret_value())))
         tokens = {email: mint_dev_token(settings, user_id=demo.users[email], sub_account_id=demo.sub_account_id, role=role)
                   for email, _name, role, _provider in DEMO_USERS}
         _print_banner(host, port, sandbox.base_url, tokens, demo.bcc_sync_address)
@@ -66,8 +68,11 @@ emailsync dev is running
   Sam's token:  {seller_token}
                 ({seller}, user; connects the demo Gmail mailbox)
   Sandbox:      {sandbox_url}/_sandbox/mailboxes  (Microsoft + Google simulator)
+  SMTP catcher: {sandbox_url}/_sandbox/smtp/messages  (what the sub-account's email provider sent)
   Demo users:   {", ".join(f"{e} ({p})" for e, _n, _r, p in DEMO_USERS)}
   BCC address:  {bcc}
+Sender rules: query senderDomainRules. sendWorkflowEmail (and sendEmail before a mailbox is
+connected) goes out through the sub-account's email provider: the SMTP catcher above.
 Connect Olivia's Outlook mailbox: run the startEmailConnection mutation with
   {{"input": {{"provider": "OUTLOOK", "redirectUri": "http://{host}:{port}/healthz", "loginHint": "{DEMO_USERS[0][0]}"}}}}
 (Sam's Gmail mailbox: provider GMAIL with Sam's token)

@@ -14,6 +14,10 @@ class SandboxProcess:
     process: subprocess.Popen[str]
     base_url: str
     ca_file: str
+    # The SMTP catcher (plain + STARTTLS port) and the development credentials it accepts.
+    smtp_port: int
+    smtp_username: str
+    smtp_password: str
 
     def stop(self) -> None:
         self.process.terminate()
@@ -35,7 +39,8 @@ def _die_with_parent() -> None:
 
 def start_sandbox(state_dir: Path, port: int = 0, host: str = "127.0.0.1") -> SandboxProcess:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port), "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port), "--state-dir", str(state_dir),
+         "--smtp-port", "0", "--smtps-port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         preexec_fn=_die_with_parent,
@@ -46,7 +51,8 @@ def start_sandbox(state_dir: Path, port: int = 0, host: str = "127.0.0.1") -> Sa
         proc.wait(timeout=5)
         raise RuntimeError(f"the sandbox did not start (exit code {proc.returncode})")
     info = json.loads(line)
-    return SandboxProcess(proc, info["base_url"], info["ca_file"])
+    return SandboxProcess(proc, info["base_url"], info["ca_file"], info["smtp_port"], info["smtp_username"],
+                          info["smtp_password"])
 
 
 def sandbox_settings_env(base_url: str, ca_file: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ Idempotent: running it again finds what is there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import ssl
 
@@ -13,7 +14,8 @@ import httpx
 from sqlalchemy import select
 
 from db.engine import create_engine, create_sessionmaker
-from db.models import Contact, SubAccount, User
+from db.models import Contact, SubAccount, SubAccountEmailProvider, User
+from sync_engine.crypto import SecretBox
 
 DEMO_AGENCY = "demo-agency"
 DEMO_SUB_ACCOUNT = "Demo Realty"
@@ -24,6 +26,19 @@ DEMO_USERS = [
 DEMO_CONTACTS = [("ann@client.example", "Ann Buyer"), ("bob@client.example", "Bob Renter")]
 
 
+DEMO_RELAY_FROM = ("news@demo-realty.example", "Demo Realty")
+
+
+@dataclass
+class DemoRelay:
+    """The sandbox's SMTP catcher, seeded as the demo sub-account's email provider."""
+
+    port: int
+    username: str
+    password: str
+    encryption_keys: str
+
+
 @dataclass
 class DemoIds:
     sub_account_id: str
@@ -32,7 +47,8 @@ class DemoIds:
 
 
 async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, gmail_topic: str,
-                    gmail_push_endpoint: str, gmail_push_audience: str, gmail_push_service_account: str) -> DemoIds:
+                    gmail_push_endpoint: str, gmail_push_audience: str, gmail_push_service_account: str,
+                    relay: DemoRelay) -> DemoIds:
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
     try:
@@ -55,6 +71,7 @@ async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, g
                 found = await session.scalar(select(Contact).where(Contact.sub_account_id == account.id, Contact.email_normalized == email))
                 if found is None:
                     session.add(Contact(sub_account_id=account.id, email=email, email_normalized=email, name=name))
+            await _seed_relay(session, account.id, relay)
             ids = DemoIds(str(account.id), users, account.bcc_sync_address)
     finally:
         await engine.dispose()
@@ -68,3 +85,20 @@ async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, g
             "serviceAccountEmail": gmail_push_service_account})
         response.raise_for_status()
     return ids
+
+
+async def _seed_relay(session: Any, sub_account_id: Any, relay: DemoRelay) -> None:
+    """Point the sub-account's email provider at this run's SMTP catcher (its port changes
+    between runs), unless someone configured another relay by hand."""
+    row = await session.scalar(select(SubAccountEmailProvider).where(
+        SubAccountEmailProvider.sub_account_id == sub_account_id))
+    if row is not None and row.host != "127.0.0.1":
+        return
+    values = {"host": "127.0.0.1", "port": relay.port, "tls_mode": "starttls", "username": relay.username,
+              "password_ciphertext": SecretBox.from_setting(relay.encryption_keys).encrypt_json(relay.password),
+              "from_email": DEMO_RELAY_FROM[0], "from_name": DEMO_RELAY_FROM[1]}
+    if row is None:
+        session.add(SubAccountEmailProvider(sub_account_id=sub_account_id, **values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)

@@ -58,6 +58,18 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
         # The seeded demo: a sub-account with contacts; Olivia's Outlook mailbox in the sandbox.
         assert {"ann@client.example", "bob@client.example"} <= {
             e["node"]["email"] for e in gql("{ contacts(first: 10) { edges { node { email } } } }")["contacts"]["edges"]}
+        # The seeded sub-account email provider: before any mailbox is connected, an email goes
+        # out through it, and the sandbox's SMTP catcher (its URL is in the banner) lists it.
+        catcher_url = re.search(r"SMTP catcher: (\S+)", banner).group(1)
+        sent = gql('mutation { sendEmail(input: {to: ["ann@client.example"], subject: "Through the relay", '
+                   'text: "hi", idempotencyKey: "dev-1"}) { message { route } userErrors { code } } }')["sendEmail"]
+        assert sent == {"message": {"route": "SUB_ACCOUNT"}, "userErrors": []}
+        trust = ssl.create_default_context(cafile=str(tmp_path / "dev/sandbox/ca-bundle.pem"))
+        caught = httpx.get(catcher_url, params={"rcpt": "ann@client.example", "wait_for": 1, "timeout": 30},
+                           verify=trust, timeout=40).json()
+        assert [m["headers"]["subject"] for m in caught] == ["Through the relay"]
+        assert caught[0]["envelope"]["mail_from"] == "news@demo-realty.example" and caught[0]["tls"] is True
+
         url = gql('mutation { startEmailConnection(input: {provider: OUTLOOK, redirectUri: "http://127.0.0.1:%d/healthz"}) '
                   "{ authorizationUrl userErrors { code } } }" % port)["startEmailConnection"]["authorizationUrl"]
         browser = httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "dev/sandbox/ca-bundle.pem")))

@@ -4,15 +4,20 @@ whether it synced. Runs on SQLite + embedded queue and on PostgreSQL + Redis + w
 
 from __future__ import annotations
 
+import base64
 import uuid
 
+import httpx
 import pytest
+from sqlalchemy import text
 
 from api.ids import to_global_id
 from sandbox.server import SandboxServer
-from tests.support.flows import THREAD, connect_mailbox, sandbox_messages
+from tests.support.browser import sign_in_until
+from tests.support.flows import CONNECTION, THREAD, connect_mailbox, sandbox_messages
 from tests.support.sending import (
     BULK,
+    CONFIGURE,
     RESOLVE,
     RULES,
     SEND,
@@ -22,9 +27,10 @@ from tests.support.sending import (
     configure_relay,
     key,
     parsed,
+    relay_input,
     wait_until_sent,
 )
-from tests.support.stack import Stack
+from tests.support.stack import Stack, free_port, trust
 
 CREATE_KEY = """mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { key userErrors { code } } }"""
 
@@ -167,3 +173,94 @@ async def test_a_retried_send_never_sends_twice_and_bad_input_is_refused_before_
                                token=tenant.token)
     assert data["sendBulkEmail"]["userErrors"][0]["code"] == "NOT_A_CONTACT"
     assert await caught(stack, people[1]) == [] and len(await caught(stack, people[0])) == 1
+
+
+@pytest.mark.parametrize("stack", ["sqlite-embedded"], indirect=True)
+async def test_the_provider_is_tested_on_save_and_its_password_never_comes_back(
+    stack: Stack, sandbox_server: SandboxServer
+) -> None:
+    tenant = await stack.seed_tenant(name="Relay settings")
+    password = sandbox_server.smtp_credentials.password
+    failures = {
+        "AUTH_FAILED": ({"password": "not-the-password"}, "password"),
+        "TLS_FAILED": ({"tlsMode": "IMPLICIT"}, "tlsMode"),  # TLS spoken to the plain port
+        "UNREACHABLE": ({"port": free_port()}, "host"),
+        "TLS_REQUIRED": ({"host": "smtp.example.com", "tlsMode": "NONE"}, "tlsMode"),
+        "INVALID_HEADER": ({"fromName": "News\u2029Bcc: x@evil.example"}, "fromName"),
+        "INVALID_EMAIL": ({"fromEmail": "not an address"}, "fromEmail"),
+    }
+    for code, (overrides, field) in failures.items():
+        result = await configure_relay(stack, tenant, sandbox_server, **overrides)
+        assert result["provider"] is None and [(e["code"], e["field"]) for e in result["userErrors"]] == [
+            (code, field)], (code, result)
+    assert (await stack.graphql(RULES, token=tenant.token))["senderDomainRules"]["provider"] is None  # nothing saved
+
+    saved = await configure_relay(stack, tenant, sandbox_server, port=sandbox_server.smtps_port, tlsMode="IMPLICIT")
+    assert saved["userErrors"] == [] and saved["provider"]["hasPassword"] is True and saved["provider"]["verifiedAt"]
+    # Saved again without a password: the stored one is kept (and tested again).
+    kept = await configure_relay(stack, tenant, sandbox_server, password=None, fromName="Biz Updates")
+    assert kept["userErrors"] == [] and kept["provider"]["fromName"] == "Biz Updates"
+    response = await stack.http.post("/graphql", headers={"Authorization": f"Bearer {tenant.token}"},
+                                     json={"query": RULES})
+    assert password not in response.text
+    async with stack.runtime.sessions() as session:
+        stored = (await session.execute(text("SELECT * FROM sub_account_email_providers"))).mappings().all()
+    assert stored and all(password not in str(dict(row)) for row in stored)
+
+    member = await stack.seed_tenant(name="Not an admin", role="user")
+    body = (await stack.http.post("/graphql", headers={"Authorization": f"Bearer {member.token}"}, json={
+        "query": CONFIGURE, "variables": {"input": relay_input(sandbox_server)}})).json()
+    assert body["data"] is None or body["data"]["configureSubAccountEmailProvider"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_attachments_go_out_through_the_relay_byte_for_byte(stack: Stack, sandbox_server: SandboxServer) -> None:
+    (person,) = contacts(1)
+    tenant = await stack.seed_tenant(name="Relay attachments", contacts=(person,))
+    await configure_relay(stack, tenant, sandbox_server)
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+    data = await stack.graphql(SEND, {"input": {
+        "to": [person], "subject": "Floor plan", "html": "<p>Attached <b>plan</b></p>", "text": "Attached plan",
+        "idempotencyKey": key(), "attachments": [
+            {"filename": "plan é.pdf", "contentType": "application/pdf", "contentBase64": base64.b64encode(pdf).decode()}]}},
+        token=tenant.token)
+    assert data["sendEmail"]["userErrors"] == []
+    (item,) = await caught(stack, person, wait_for=1)
+    mime = parsed(item)
+    parts = {part.get_content_type(): part for part in mime.walk() if not part.is_multipart()}
+    assert parts["text/plain"].get_content().strip() == "Attached plan"
+    assert "<b>plan</b>" in parts["text/html"].get_content()
+    attachment = parts["application/pdf"]
+    assert attachment.get_filename() == "plan é.pdf" and attachment.get_content() == pdf
+    assert mime["Message-ID"] and mime["Bcc"] is None
+
+
+async def test_update_email_switches_the_sending_mailbox(stack: Stack) -> None:
+    (person,) = contacts(1)
+    tenant = await stack.seed_tenant(name="Switch", contacts=(person,))
+    old, new = (f"{name}-{uuid.uuid4().hex[:6]}@demo-realty.example" for name in ("old", "new"))
+    update = """mutation ($input: StartEmailConnectionInput!) { updateEmailConnection(input: $input) {
+      authorizationUrl userErrors { code } } }"""
+    refused = await stack.graphql(update, {"input": {"provider": "GMAIL"}}, token=tenant.token)
+    assert refused["updateEmailConnection"] == {"authorizationUrl": None, "userErrors": [{"code": "NOT_CONNECTED"}]}
+
+    await connect_mailbox(stack, tenant, "OUTLOOK", old)
+    await stack.sandbox.post("/_sandbox/mailboxes", json={"provider": "gmail", "address": new, "name": "New"})
+    return_to = "http://spa.invalid/settings/email"
+    data = await stack.graphql(update, {"input": {"provider": "GMAIL", "redirectUri": return_to, "loginHint": new}},
+                               token=tenant.token)
+    url = data["updateEmailConnection"]["authorizationUrl"]
+    async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=30) as browser:
+        landed = await sign_in_until(browser, url, return_to)
+    assert "emailConnection=connected" in landed.headers["location"]
+
+    async def switched() -> bool:
+        conn = (await stack.graphql(CONNECTION, token=tenant.token))["emailConnection"]
+        return conn["address"] == new and conn["status"] == "ACTIVE"
+
+    await stack.wait_for(switched, what="the new mailbox to be the active one")
+    data = await stack.graphql(SEND, {"input": {"to": [person], "subject": "From the new mailbox", "text": "hi",
+                                                "idempotencyKey": key()}}, token=tenant.token)
+    await wait_until_sent(stack, tenant, data["sendEmail"]["message"]["id"])
+    assert [m["subject"] for m in await sandbox_messages(stack, new, "sent")] == ["From the new mailbox"]
+    assert await sandbox_messages(stack, old, "sent") == []

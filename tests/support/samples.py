@@ -1,5 +1,6 @@
-"""The published provider samples (``../shared/provider-samples`` beside the repository,
-as laid out for sessions and CI), for the adapters' unit tests."""
+"""The published provider samples, for the adapters' unit tests: copied into the
+repository (``tests/samples/provider-samples``, origins in its ``SOURCES.md``) so the
+suite reads nothing outside it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "provider-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "provider-samples"
 
 
 def load_sample(name: str) -> Any:

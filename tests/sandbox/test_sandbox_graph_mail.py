@@ -6,11 +6,11 @@ import base64
 import email
 import email.policy
 import json
-from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider-samples"
+from tests.support.samples import SAMPLES
+
 IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
 
 

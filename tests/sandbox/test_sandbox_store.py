@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
-from pathlib import Path
 
 from sandbox import mailflow, mime
 from sandbox.mailflow import Outgoing
 from sandbox.store import Address, MailboxEvent, MessageEvent, Store
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider-samples"
+from tests.support.samples import SAMPLES
 
 
 def _store() -> tuple[Store, list]:

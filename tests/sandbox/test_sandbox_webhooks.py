@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "provider-samples"
+from tests.support.samples import SAMPLES
 
 
 def _expiry(minutes: int = 60) -> str:

@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "provider-samples"
+from tests.support.samples import SAMPLES
+
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _RANGES = {
     "int32": (-(2**31), 2**31 - 1),

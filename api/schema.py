@@ -9,6 +9,7 @@ rule classes too).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import strawberry
@@ -55,6 +56,19 @@ class EmailSyncSchema(strawberry.Schema):
         for error in errors:
             if should_mask_error(error):
                 log.error("unexpected error in GraphQL execution", exc_info=error.original_error)
+            _drop_echoed_input(error)
+
+
+# graphql-core 3.3: "Variable '$input' has invalid value: <reason>, found: <the whole value>."
+_ECHOED_INPUT = re.compile(r"^(Variable '\$\w+' has invalid value: .*?), found: .*$", re.DOTALL)
+
+
+def _drop_echoed_input(error: GraphQLError) -> None:
+    """graphql-core quotes a whole invalid variable in its error message, secrets included
+    (an SMTP password next to a missing field): keep the reason, not the value."""
+    found = _ECHOED_INPUT.match(error.message)
+    if found:
+        error.message = f"{found.group(1)}."
 
 
 def _extensions() -> list[Any]:

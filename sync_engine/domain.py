@@ -156,6 +156,8 @@ class SentMessage:
     provider_id: str | None
     thread_key: str | None
     message_id: str
+    # Recipients the provider refused for good while it took the message for the others.
+    refused_recipients: Sequence[str] = ()
 
 
 class SmtpTlsMode(str, enum.Enum):

@@ -14,6 +14,7 @@ from api.context import Info
 from api.inputs.attachments import AttachmentInput
 from api.mutations.send_email import SendEmailPayload, send_request_from, sent_payload
 from api.types.user_errors import SendEmailError, input_id, service_errors_as
+from sync_engine.services.errors import ServiceError
 
 
 @strawberry.input(description="A workflow email; with `threadId` it is recorded as a reply in that thread.")
@@ -50,6 +51,8 @@ async def send_workflow_email(
     user_id = viewer.user_id
     if input.user_id is not None:
         user_id = input_id(input.user_id, "User", what="user", field="userId")
+        if user_id != viewer.user_id and not viewer.is_admin:
+            raise ServiceError("FORBIDDEN", "only admins and API keys may send for another user", "userId")
     request = send_request_from(input)
     sent = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=user_id,
                               request=request, caller=viewer.actor)

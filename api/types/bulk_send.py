@@ -100,7 +100,9 @@ async def load_bulk_send(info: Info, bulk_send_id: uuid.UUID | None) -> BulkSend
         return None
     viewer = info.context.require_member()
     async with info.context.runtime.engine.connect() as conn:
-        rows = await sending.bulk_sends_by_ids(conn, viewer.sub_account_id, [bulk_send_id])
+        # Admins and API keys see every bulk send of the sub-account; a user sees their own.
+        rows = await sending.bulk_sends_by_ids(conn, viewer.sub_account_id, [bulk_send_id],
+                                               owner_user_id=None if viewer.is_admin else viewer.user_id)
     return bulk_send_from_row(rows[0]) if rows else None
 
 

@@ -76,6 +76,9 @@ class SendEmailErrorCode(enum.Enum):
     NO_RECIPIENT = _v("NO_RECIPIENT", "No recipient was given.")
     NOT_A_CONTACT = _v("NOT_A_CONTACT", "A recipient is not a contact of the sub-account.")
     NO_SENDER = _v("NO_SENDER", "No connected mailbox (or sub-account provider) can send this email.")
+    REAUTH_REQUIRED = _v(
+        "REAUTH_REQUIRED", "The user's mailbox must be connected again before it can send this email."
+    )
     TOO_MANY_RECIPIENTS = _v("TOO_MANY_RECIPIENTS", "More recipients than the documented maximum.")
     EMPTY_BODY = _v("EMPTY_BODY", "Neither a text nor an HTML body was given.")
     BODY_TOO_LARGE = _v("BODY_TOO_LARGE", "The text and HTML bodies together exceed the documented maximum.")

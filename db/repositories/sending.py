@@ -78,11 +78,13 @@ async def bulk_send(session: AsyncSession, sub_account_id: uuid.UUID, bulk_send_
     )
 
 
-async def bulk_sends_by_ids(conn: AsyncConnection, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
-    rows = await conn.execute(
-        select(BulkSend.__table__).where(BulkSend.id.in_(ids), BulkSend.sub_account_id == sub_account_id)
-    )
-    return list(rows)
+async def bulk_sends_by_ids(conn: AsyncConnection, sub_account_id: uuid.UUID, ids: list[uuid.UUID], *,
+                            owner_user_id: uuid.UUID | None = None) -> list[Any]:
+    """``owner_user_id``: only that user's bulk sends (what a non-admin may see)."""
+    query = select(BulkSend.__table__).where(BulkSend.id.in_(ids), BulkSend.sub_account_id == sub_account_id)
+    if owner_user_id is not None:
+        query = query.where(BulkSend.user_id == owner_user_id)
+    return list(await conn.execute(query))
 
 
 async def claim_next_bulk_delivery(
@@ -123,7 +125,8 @@ async def recount_bulk_send(session: AsyncSession, bulk_send_id: uuid.UUID, now:
     counts = (
         await session.execute(
             select(
-                func.count().filter(OutboxItem.status == OutboxStatus.DONE),
+                # An uncertain delivery was handed over (at most once): it counts as sent.
+                func.count().filter(OutboxItem.status.in_((OutboxStatus.DONE, OutboxStatus.UNCERTAIN))),
                 func.count().filter(OutboxItem.status == OutboxStatus.FAILED),
                 func.count().filter(OutboxItem.status == OutboxStatus.PENDING),
             ).where(OutboxItem.bulk_send_id == bulk_send_id)

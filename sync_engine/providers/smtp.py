@@ -110,12 +110,13 @@ class SmtpRelay:
         content = mime.as_bytes()
         try:
             async with self._session() as smtp:
-                await self._envelope(smtp, message.sender.email, _recipients(message))
+                refused = await self._envelope(smtp, message.sender.email, _recipients(message))
                 await self._transfer(smtp, content, checkpoint, message.message_id)
                 await _quit(smtp)
         except RelayCheckFailed as exc:
             raise _send_error(exc) from exc
-        return SentMessage(provider_id=None, thread_key=None, message_id=message.message_id)
+        return SentMessage(provider_id=None, thread_key=None, message_id=message.message_id,
+                           refused_recipients=tuple(refused))
 
     # -- connection setup: every failure is a RelayCheckFailed caused by the library's error
 
@@ -204,7 +205,8 @@ class SmtpRelay:
 
     # -- the transaction -----------------------------------------------------------------
 
-    async def _envelope(self, smtp: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> None:
+    async def _envelope(self, smtp: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> list[str]:
+        """MAIL and RCPT; returns the recipients refused for good (the others get the message)."""
         options, encoding = _address_encoding(smtp, [sender, *recipients])
         refused: list[SMTPRecipientRefused] = []
         try:
@@ -227,6 +229,7 @@ class SmtpRelay:
             raise PermanentSendError(f"the SMTP server refused every recipient: {listed}")
         if refused:
             log.warning("the SMTP server refused %d of %d recipients; sending to the others", len(refused), len(recipients))
+        return [exc.recipient for exc in refused]
 
     async def _transfer(self, smtp: aiosmtplib.SMTP, content: bytes, checkpoint: SendCheckpoint, message_id: str) -> None:
         await checkpoint.save({**checkpoint.state, "smtp": DATA_SENT, "message_id": message_id})

@@ -22,7 +22,7 @@ def normalize_email(value: str) -> str:
 
 
 def is_valid_email(value: str) -> bool:
-    if len(value) > 320 or has_header_injection(value):
+    if len(value) > 320 or has_header_injection(value) or any(ord(c) < 32 or ord(c) == 127 for c in value):
         return False
     return bool(_EMAIL.match(value.strip()))
 

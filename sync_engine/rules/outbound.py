@@ -14,8 +14,10 @@ Limits (documented in README, "Sending email"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from sync_engine.domain import OutgoingAttachment
 from sync_engine.rules.addresses import has_header_injection, is_valid_email, normalize_email
@@ -27,6 +29,8 @@ MAX_SUBJECT_CHARS = 998
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_ATTACHMENTS_BYTES = 20 * 1024 * 1024
 MAX_NAME_CHARS = 200
+# type/subtype, RFC 2045 tokens, no parameters: what the MIME builders take.
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,9 @@ def check_attachments(attachments: Sequence[OutgoingAttachment], field: str = "a
     for index, att in enumerate(attachments):
         if has_header_injection(att.filename, att.content_type):
             return Problem("INVALID_ATTACHMENT", "attachment names must be one line", f"{field}.{index}")
+        if not _CONTENT_TYPE.match(att.content_type):
+            return Problem("INVALID_ATTACHMENT", f"{att.content_type!r} is not a MIME type (type/subtype)",
+                           f"{field}.{index}")
         verdict = check_content(att.filename, att.content)
         if not verdict.ok:
             assert verdict.problem is not None
@@ -124,14 +131,28 @@ def check_draft(draft: Draft) -> Problem | None:
             or check_attachments(draft.attachments))
 
 
-def check_bulk(recipients: Sequence[str], subject: str, html: str | None, text: str | None) -> Problem | None:
+def check_from(from_address: str | None, field: str = "from") -> Problem | None:
+    """A typed From (``Name <address>`` or a bare address; blank is allowed)."""
+    if from_address is None or not from_address.strip():
+        return None
+    if has_header_injection(from_address):
+        return Problem("INVALID_HEADER", "the From must be one line (no line breaks or NUL)", field)
+    name, address = parseaddr(from_address.strip())
+    if not address or not is_valid_email(address):
+        return Problem("INVALID_EMAIL", f"the From is not a valid email address: {from_address!r}", field)
+    return check_display_name(name or None, field)
+
+
+def check_bulk(recipients: Sequence[str], subject: str, html: str | None, text: str | None,
+               from_address: str | None = None) -> Problem | None:
     """The first problem of a bulk email (one delivery per recipient), or None."""
     if not recipients:
         return Problem("NO_RECIPIENT", "at least one recipient is required", "recipients")
     if len(recipients) > MAX_BULK_RECIPIENTS:
         return Problem("TOO_MANY_RECIPIENTS", f"at most {MAX_BULK_RECIPIENTS} recipients per bulk email",
                        "recipients")
-    return check_addresses(recipients, "recipients") or check_subject(subject) or check_body(html, text)
+    return (check_addresses(recipients, "recipients") or check_from(from_address) or check_subject(subject)
+            or check_body(html, text))
 
 
 def missing_contacts(addresses: Sequence[str], contact_emails: set[str]) -> list[str]:

@@ -64,7 +64,7 @@ class BulkRequest:
 
 async def send_bulk_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, request: BulkRequest,
                           caller: str) -> BulkSend:
-    raise_problem(check_bulk(request.recipients, request.subject, request.html, request.text))
+    raise_problem(check_bulk(request.recipients, request.subject, request.html, request.text, request.from_address))
     recipients = request.unique_recipients()
     call = None
     if request.idempotency_key is not None:

@@ -53,13 +53,23 @@ class DeliveryDeferred(Exception):
         self.retry_after = retry_after
 
 
+class AttemptSuperseded(Exception):
+    """This attempt's claim lapsed and a newer attempt claimed the item: stop before sending."""
+
+
 class OutboxCheckpoint:
-    """Commits the adapter's progress, and the provider ids it already knows, on the outbox row."""
+    """Commits the adapter's progress, and the provider ids it already knows, on the outbox row.
+
+    Fenced by the attempt number: a save succeeds only while this attempt is the latest
+    claim of a pending item. An attempt whose lease lapsed (a slow relay) and was claimed
+    again cannot reach the irreversible step after the newer one read the checkpoint, so
+    two attempts never both send."""
 
     def __init__(self, rt: Runtime, item: OutboxItem) -> None:
         self._rt = rt
         self._item_id = item.id
         self._message_id = item.message_id
+        self._attempt = item.attempts
         self._state: dict[str, Any] = dict(item.checkpoint or {})
 
     @property
@@ -70,7 +80,14 @@ class OutboxCheckpoint:
         self._state = dict(state)
         provider_id = state.get("provider_id") or state.get("draft_id")
         async with self._rt.sessions.begin() as session:
-            await session.execute(update(OutboxItem).where(OutboxItem.id == self._item_id).values(checkpoint=self._state))
+            saved = await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id == self._item_id, OutboxItem.attempts == self._attempt,
+                       OutboxItem.status == OutboxStatus.PENDING)
+                .values(checkpoint=self._state)
+            )
+            if saved.rowcount != 1:
+                raise AttemptSuperseded(f"outbox item {self._item_id}: attempt {self._attempt} was superseded")
             if provider_id:
                 # Known before sending, so the Sent-folder copy is recognised even if it syncs first.
                 await session.execute(
@@ -182,6 +199,9 @@ async def _deliver_through_relay(rt: Runtime, item: OutboxItem, message: Message
 
 async def _failed_attempt(rt: Runtime, item: OutboxItem, message: Message, exc: Exception) -> None:
     """Throttling and transient failures are retried with backoff; a refusal is final."""
+    if isinstance(exc, AttemptSuperseded):  # the newer attempt owns the item now
+        log.warning("%s", exc)
+        return
     if isinstance(exc, ThrottledError):
         await _reschedule(rt, item, exc.retry_after, "throttled by the provider")
         raise DeliveryDeferred(exc.retry_after) from exc
@@ -192,7 +212,7 @@ async def _failed_attempt(rt: Runtime, item: OutboxItem, message: Message, exc: 
         await _finish(rt, item, message, failed=f"the email could not be built: {exc}")
         return
     log.warning("sending outbox item %s failed: %s", item.id, type(exc).__name__)
-    if item.attempts + 1 >= MAX_ATTEMPTS:
+    if item.attempts >= MAX_ATTEMPTS:  # ``attempts`` already counts this one (the claim)
         await _finish(rt, item, message, failed="the provider could not be reached")
         return
     delay = min(600.0, 5.0 * 2 ** item.attempts)
@@ -206,7 +226,8 @@ async def _sent(rt: Runtime, item: OutboxItem, message: Message, sent: SentMessa
         await session.execute(
             update(OutboxItem).where(OutboxItem.id == item.id).values(status=OutboxStatus.DONE, last_error=None)
         )
-        values: dict[str, Any] = {"status": "sent", "error": None}
+        refused = ", ".join(sent.refused_recipients)
+        values: dict[str, Any] = {"status": "sent", "error": f"not delivered to: {refused}" if refused else None}
         if sent.provider_id:
             values["provider_message_id"] = sent.provider_id
         if sent.message_id:

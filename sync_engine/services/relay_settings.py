@@ -63,6 +63,11 @@ def _validate(s: RelaySettings) -> None:
                            "maxPerMinute")
 
 
+def _same_login(existing: SubAccountEmailProvider, settings: RelaySettings) -> bool:
+    return (existing.host.lower(), existing.port, existing.username) == (
+        settings.host.strip().lower(), settings.port, settings.username)
+
+
 def open_relay(rt: Runtime, config: SmtpRelayConfig) -> SmtpRelay:
     return SmtpRelay(config, ca_bundle=rt.settings.ca_bundle, timeout=rt.settings.smtp_timeout)
 
@@ -78,10 +83,13 @@ async def configure_relay(rt: Runtime, sub_account_id: uuid.UUID, settings: Rela
     async with rt.sessions() as session:
         existing = await repo.relay_of(session, sub_account_id)
     password = settings.password
-    if password is None and settings.username is not None and existing is not None and existing.password_ciphertext:
+    if password is None and existing is not None and existing.password_ciphertext and _same_login(existing, settings):
+        # Only towards the relay and login it was given for: pointing the settings at
+        # another server must never hand it the stored password.
         password = rt.secrets.decrypt_json(existing.password_ciphertext)
     if settings.username is not None and password is None:
-        raise ServiceError("INVALID", "a password is required with a username", "password")
+        raise ServiceError("INVALID", "a password is required with a username (and again whenever the host, port "
+                           "or username changes)", "password")
     config = SmtpRelayConfig(host=settings.host.strip(), port=settings.port, tls_mode=settings.tls_mode,
                              username=settings.username, password=password if settings.username else None,
                              from_email=settings.from_email.strip(), from_name=settings.from_name)

@@ -72,7 +72,12 @@ async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UU
 
 async def send_workflow_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
                               request: SendRequest, caller: str) -> Message:
-    """A workflow/automation email: always the sub-account provider, never synced."""
+    """A workflow/automation email: always the sub-account provider, never synced.
+    ``user_id``: the user the workflow runs for (the thread's owner), of this sub-account."""
+    if user_id is not None:
+        async with rt.sessions() as session:
+            if not await repo.user_in_sub_account(session, sub_account_id, user_id):
+                raise NotFound("user", "userId")
     return await _send_one(rt, EmailKind.WORKFLOW, sub_account_id, user_id, request, caller)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ConnectionStatus, EmailConnection, SubAccountEmailProvider
 from db.repositories import mailbox_sync
 from db.repositories import sending as repo
-from sync_engine.rules.sender import EmailKind, SenderDecision, SenderRoute, decide_sender
+from sync_engine.rules.sender import EmailKind, RouteReason, SenderDecision, SenderRoute, bare_address, decide_sender
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
 
@@ -25,21 +26,40 @@ class ResolvedSender:
     decision: SenderDecision
     mailbox: EmailConnection | None  # the user's mailbox when it can send
     relay: SubAccountEmailProvider | None  # the sub-account's relay, when configured
+    # The user's current mailbox when it cannot send now (a new sign-in is needed):
+    # their email is not silently sent from elsewhere meanwhile.
+    stalled: EmailConnection | None = None
+    from_address: str | None = None  # a bulk email's From, as typed
+
+    @property
+    def waits_for_sign_in(self) -> bool:
+        if self.stalled is None:
+            return False
+        reason = self.decision.reason
+        return reason is RouteReason.INDIVIDUAL_NO_MAILBOX or (
+            reason is RouteReason.BULK_NO_MAILBOX and bare_address(self.from_address) == bare_address(self.stalled.address))
 
     @property
     def available(self) -> bool:
+        if self.waits_for_sign_in:
+            return False
         return self.mailbox is not None if self.decision.route is SenderRoute.MAILBOX else self.relay is not None
 
     @property
     def from_email(self) -> str | None:
         if self.decision.route is SenderRoute.MAILBOX:
             return self.mailbox.address if self.mailbox else None
+        if bare_address(self.from_address):  # a bulk email's own From, sent through the relay
+            return bare_address(self.from_address)
         return self.relay.from_email if self.relay else None
 
     @property
     def from_name(self) -> str | None:
         if self.decision.route is SenderRoute.MAILBOX:
             return self.mailbox.display_name if self.mailbox else None
+        typed_name = parseaddr(self.from_address or "")[0]
+        if typed_name:
+            return typed_name
         return self.relay.from_name if self.relay else None
 
     @property
@@ -47,6 +67,9 @@ class ResolvedSender:
         return self.mailbox.id if self.decision.route is SenderRoute.MAILBOX and self.mailbox else None
 
     def require_available(self) -> None:
+        if self.waits_for_sign_in:
+            raise ServiceError("REAUTH_REQUIRED", "your mailbox must be connected again before it can send this "
+                               "email (startEmailConnection); nothing was sent")
         if not self.available:
             raise ServiceError("NO_SENDER", f"{self.decision.explanation} No sub-account email provider is "
                                "configured: an admin sets one up with configureSubAccountEmailProvider.")
@@ -63,12 +86,15 @@ async def resolve_sender(
     session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
     from_address: str | None = None,
 ) -> ResolvedSender:
-    mailbox = None
+    mailbox = stalled = None
     if user_id is not None and kind is not EmailKind.WORKFLOW:
-        mailbox = usable_mailbox(await mailbox_sync.current_connection(session, sub_account_id, user_id))
+        current = await mailbox_sync.current_connection(session, sub_account_id, user_id)
+        mailbox = usable_mailbox(current)
+        if current is not None and mailbox is None and current.status != ConnectionStatus.DISCONNECTED:
+            stalled = current
     decision = decide_sender(kind, mailbox.address if mailbox else None, from_address)
     relay = await repo.relay_of(session, sub_account_id)
-    return ResolvedSender(decision, mailbox, relay)
+    return ResolvedSender(decision, mailbox, relay, stalled, from_address if kind is EmailKind.BULK else None)
 
 
 async def preview_sender(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,

@@ -11,7 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from api.auth import mint_dev_token
 from api.ids import to_global_id
+from db.models import User
 from sandbox.server import SandboxServer
 from tests.support.browser import sign_in_until
 from tests.support.flows import CONNECTION, THREAD, connect_mailbox, sandbox_messages
@@ -264,3 +266,72 @@ async def test_update_email_switches_the_sending_mailbox(stack: Stack) -> None:
     await wait_until_sent(stack, tenant, data["sendEmail"]["message"]["id"])
     assert [m["subject"] for m in await sandbox_messages(stack, new, "sent")] == ["From the new mailbox"]
     assert await sandbox_messages(stack, old, "sent") == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite-embedded"], indirect=True)
+async def test_what_the_sender_side_refuses(stack: Stack, sandbox_server: SandboxServer) -> None:
+    people = contacts(2)
+    admin = await stack.seed_tenant(name="Guards", contacts=people)
+    password = sandbox_server.smtp_credentials.password
+    assert (await configure_relay(stack, admin, sandbox_server))["userErrors"] == []
+
+    # The stored password is never handed to another server: a new host/port needs it again.
+    moved = await configure_relay(stack, admin, sandbox_server, password=None, port=sandbox_server.smtps_port,
+                                  tlsMode="IMPLICIT")
+    assert [(e["code"], e["field"]) for e in moved["userErrors"]] == [("INVALID", "password")]
+    # Nor echoed back in an error about another field of the same input.
+    broken = relay_input(sandbox_server)
+    del broken["port"]
+    response = await stack.http.post("/graphql", headers={"Authorization": f"Bearer {admin.token}"},
+                                     json={"query": CONFIGURE, "variables": {"input": broken}})
+    assert response.json()["errors"] and password not in response.text
+
+    # A bulk email with another From goes out through the relay with that From.
+    data = await stack.graphql(SEND_BULK, {"input": {"recipients": [people[0]], "from": "Offers <offers@biz.example>",
+                                                     "subject": "Offer", "text": "t", "idempotencyKey": key()}},
+                               token=admin.token)
+    bulk = data["sendBulkEmail"]["bulkSend"]
+    assert (bulk["reason"], bulk["fromEmail"]) == ("BULK_NO_MAILBOX", "offers@biz.example")
+    (item,) = await caught(stack, people[0], wait_for=1)
+    assert item["envelope"]["mail_from"] == "offers@biz.example" and parsed(item)["From"] == "Offers <offers@biz.example>"
+
+    # A user of the sub-account sees their own bulk sends only; admins see all.
+    async with stack.runtime.sessions.begin() as session:
+        member = User(sub_account_id=admin.sub_account_id, email=f"m-{uuid.uuid4().hex[:6]}@biz.example",
+                      email_normalized="m", role="user")
+        session.add(member)
+    member_token = mint_dev_token(stack.settings, user_id=str(member.id), sub_account_id=str(admin.sub_account_id),
+                                  role="user")
+    assert (await stack.graphql(BULK, {"id": bulk["id"]}, token=member_token))["node"] is None
+    assert (await stack.graphql(BULK, {"id": bulk["id"]}, token=admin.token))["node"]["id"] == bulk["id"]
+
+    # A workflow email's user must be of this sub-account, and only admins send for another user.
+    other = await stack.seed_tenant(name="Elsewhere")
+    workflow = {"to": [people[1]], "subject": "Reminder", "text": "t"}
+    data = await stack.graphql(SEND_WORKFLOW, {"input": {**workflow, "idempotencyKey": key(),
+                                                         "userId": to_global_id("User", other.user_id)}},
+                               token=admin.token)
+    assert data["sendWorkflowEmail"]["userErrors"][0]["code"] == "NOT_FOUND"
+    data = await stack.graphql(SEND_WORKFLOW, {"input": {**workflow, "idempotencyKey": key(),
+                                                         "userId": to_global_id("User", admin.user_id)}},
+                               token=member_token)
+    assert data["sendWorkflowEmail"]["userErrors"][0]["code"] == "FORBIDDEN"
+    assert await caught(stack, people[1]) == []
+
+    # A mailbox that needs a new sign-in does not silently hand its email to the relay.
+    mailbox = f"stale-{uuid.uuid4().hex[:6]}@demo-realty.example"
+    await connect_mailbox(stack, admin, "OUTLOOK", mailbox)
+    (await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/revoke")).raise_for_status()
+    await stack.graphql("mutation { requestSync { userErrors { code } } }", token=admin.token)
+
+    async def needs_sign_in() -> bool:
+        conn = (await stack.graphql(CONNECTION, token=admin.token))["emailConnection"]
+        return conn["status"] == "REAUTH_REQUIRED"
+
+    await stack.wait_for(needs_sign_in, timeout=30, what="the revoked mailbox to need a new sign-in")
+    preview = (await stack.graphql(RESOLVE, {"input": {"kind": "INDIVIDUAL"}}, token=admin.token))["resolveSender"]
+    assert preview["available"] is False
+    data = await stack.graphql(SEND, {"input": {"to": [people[1]], "subject": "Stuck", "text": "t",
+                                                "idempotencyKey": key()}}, token=admin.token)
+    assert data["sendEmail"]["userErrors"][0]["code"] == "REAUTH_REQUIRED"
+    assert await caught(stack, people[1]) == []

@@ -242,7 +242,8 @@ async def test_refused_recipients_do_not_stop_the_others(relay, catcher, caplog:
     await catcher.fault(reject_rcpt="^gone@")
     message = outgoing(cc=[Address("gone@client.example")], bcc=[Address("audit@crm.example")])
     with caplog.at_level(logging.WARNING, logger="sync_engine.providers.smtp"):
-        await relay().send(message, Checkpoint())
+        sent = await relay().send(message, Checkpoint())
+    assert sent.refused_recipients == ("gone@client.example",)  # the outbox records them on the message
     (caught,) = await catcher.messages(1)
     assert caught["envelope"]["rcpt_tos"] == ["ann@client.example", "audit@crm.example"]
     assert "1 of 3 recipients" in caplog.text and "gone@" not in caplog.text

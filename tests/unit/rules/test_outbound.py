@@ -75,3 +75,20 @@ def test_recipients_and_contacts() -> None:
     d = draft(to=["A@x.example"], cc=["a@x.example", "b@x.example"], bcc=["B@X.example", "c@x.example"])
     assert all_recipients(d) == ["A@x.example", "b@x.example", "c@x.example"]
     assert missing_contacts(["A@x.example", "z@x.example"], {"a@x.example"}) == ["z@x.example"]
+
+
+def test_attachment_content_types_must_be_what_the_mime_builders_take() -> None:
+    for bad in ("pdf", "application/pdf; name=x.pdf", "application/pdf ", "application/"):
+        att = OutgoingAttachment("a.pdf", bad, b"%PDF-1.4 x")
+        assert code(draft(attachments=[att])) == "INVALID_ATTACHMENT", bad
+    assert code(draft(attachments=[OutgoingAttachment("a.pdf", "application/pdf", b"%PDF-1.4 x")])) is None
+
+
+@pytest.mark.parametrize(("from_", "problem"), [
+    (None, None), ("", None), ("offers@biz.example", None), ("Offers <offers@biz.example>", None),
+    ("not an address", "INVALID_EMAIL"), ("Offers\u2028 <offers@biz.example>", "INVALID_HEADER"),
+    ("a\x01b@biz.example", "INVALID_EMAIL"),
+])
+def test_a_bulk_from_is_checked(from_: str | None, problem: str | None) -> None:
+    found = check_bulk(["a@b.example"], "s", None, "t", from_)
+    assert (found.code if found else None) == problem

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from api.auth import mint_dev_token
 from api.ids import to_global_id
-from db.models import User
+from db.models import IdempotencyKey, User
 from sandbox.server import SandboxServer
 from tests.support.browser import sign_in_until
 from tests.support.flows import CONNECTION, THREAD, connect_mailbox, sandbox_messages
@@ -335,3 +336,33 @@ async def test_what_the_sender_side_refuses(stack: Stack, sandbox_server: Sandbo
                                                 "idempotencyKey": key()}}, token=admin.token)
     assert data["sendEmail"]["userErrors"][0]["code"] == "REAUTH_REQUIRED"
     assert await caught(stack, people[1]) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite-embedded"], indirect=True)
+async def test_bulk_sends_are_paced_and_idempotent_and_keys_expire(stack: Stack, sandbox_server: SandboxServer) -> None:
+    people = contacts(3)
+    tenant = await stack.seed_tenant(name="Pacing", contacts=people)
+    assert (await configure_relay(stack, tenant, sandbox_server, maxPerMinute=120))["userErrors"] == []  # 0.5 s apart
+    request = {"recipients": list(people), "subject": "Paced", "text": "t", "idempotencyKey": key()}
+    first = (await stack.graphql(SEND_BULK, {"input": request}, token=tenant.token))["sendBulkEmail"]["bulkSend"]
+    again = (await stack.graphql(SEND_BULK, {"input": request}, token=tenant.token))["sendBulkEmail"]["bulkSend"]
+    assert again["id"] == first["id"]
+    await wait_for_bulk(stack, tenant.token, first["id"], sent=3)
+    received = []
+    for person in people:
+        (item,) = await caught(stack, person, wait_for=1)
+        received.append(datetime.fromisoformat(item["received_at"].replace("Z", "+00:00")))
+    received.sort()
+    gaps = [(b - a).total_seconds() for a, b in zip(received, received[1:], strict=False)]
+    assert all(gap >= 0.45 for gap in gaps), gaps  # the relay's pace: a lower bound, whatever the load
+    assert [len(await caught(stack, person)) for person in people] == [1, 1, 1]
+
+    # After 24 hours a key answers nothing any more: the same key queues a new email.
+    single = {"to": [people[0]], "subject": "Daily", "text": "t", "idempotencyKey": "daily-report"}
+    one = (await stack.graphql(SEND, {"input": single}, token=tenant.token))["sendEmail"]["message"]["id"]
+    async with stack.runtime.sessions.begin() as session:
+        await session.execute(update(IdempotencyKey).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    two = (await stack.graphql(SEND, {"input": single}, token=tenant.token))["sendEmail"]["message"]["id"]
+    assert two != one
+    await wait_until_sent(stack, tenant, two)
+    assert len(await caught(stack, people[0])) == 3  # paced bulk + two dailies

@@ -11,28 +11,17 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.inputs.attachments import AttachmentInput
-from api.mutations.send_email import SendEmailPayload, send_request_from, sent_payload
+from api.mutations.send_email import SendEmailInput, SendEmailPayload, send_request_from, sent_payload
 from api.types.user_errors import SendEmailError, input_id, service_errors_as
 from sync_engine.services.errors import ServiceError
 
 
-@strawberry.input(description="A workflow email; with `threadId` it is recorded as a reply in that thread.")
-class SendWorkflowEmailInput:
-    to: list[str] = strawberry.field(description="Recipients: email addresses of contacts.")
-    cc: list[str] = strawberry.field(default_factory=list, description="Carbon-copy recipients (contacts).")
-    bcc: list[str] = strawberry.field(default_factory=list, description="Blind carbon-copy recipients (contacts).")
-    subject: str = strawberry.field(description="Subject line.")
-    html: str | None = strawberry.field(default=None, description="HTML body.")
-    text: str | None = strawberry.field(default=None, description="Plain-text body.")
-    thread_id: strawberry.ID | None = strawberry.field(default=None, description="Record it in this thread.")
-    attachments: list[AttachmentInput] = strawberry.field(default_factory=list, description="Attachments.")
+@strawberry.input(description="A workflow email: the fields of `SendEmailInput` (recipients must be contacts; "
+                  "with `threadId` it is recorded in that thread), and whose workflow it is.")
+class SendWorkflowEmailInput(SendEmailInput):
     user_id: strawberry.ID | None = strawberry.field(
         default=None, description="The user the workflow runs for (the thread's owner); defaults to the caller "
-        "when the caller is a user."
-    )
-    idempotency_key: str = strawberry.field(
-        description="Unique per email; the same key from the same caller within 24 hours never sends twice."
+        "when the caller is a user. Only admins and API keys may name another user."
     )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 # Published in this repository: anyone could sign tokens with it. Fine on loopback only.
@@ -70,6 +72,22 @@ class Settings(BaseSettings):
     # Lifetime (seconds) of the signed attachment download URLs the API hands out
     # (GraphQL ``Attachment.downloadUrl``): whoever holds one may fetch that file until then.
     attachment_url_ttl: int = Field(default=300, ge=1, le=86400)
+
+    # The edge. Origins (scheme://host[:port]) of browser apps allowed to call the API
+    # (CORS, the WebSocket origin check) and to be OAuth redirect targets; comma separated
+    # in the environment. Empty: no browser origin but the API's own.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Largest request body accepted on /graphql (JSON) and the webhooks, in bytes (413 past it).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Schema introspection (__schema, __type): on for `emailsync dev`, off by default elsewhere.
+    introspection: bool = False
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
 
 
 def exposure_problems(settings: Settings) -> list[str]:

@@ -70,6 +70,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(value)
         env[f"EMAILSYNC_{name.upper()}"] = str(value)
     return env
 

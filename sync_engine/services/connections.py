@@ -1,12 +1,25 @@
 """Connect, update ("connect a different mailbox"), disconnect and sync requests.
 
-Sign-in: ``start_connection`` asks the adapter for an authorization URL and keeps
-the flow secrets (PKCE verifier, nonce) encrypted in ``oauth_flows`` until the
-provider redirects back to ``/oauth/{provider}/callback``, where
-``complete_connection`` exchanges the code and makes the mailbox the user's
-current connection. Completing while another mailbox is connected replaces it:
-the old connection stops syncing (its watch is stopped and tokens erased by a
-job) and its threads stay readable.
+Sign-in, in three steps, so that only the CRM session that started a sign-in can
+finish it (a victim lured to an attacker's authorization URL connects nothing):
+
+1. ``start_connection`` asks the adapter for an authorization URL and keeps the flow
+   secrets (PKCE verifier, nonce) encrypted in ``oauth_flows``, keyed by ``state``.
+2. The provider sends the browser to ``/oauth/{provider}/callback``:
+   ``accept_provider_answer`` finds the flow by ``state`` (once), parks the answer
+   (the authorization code) encrypted and issues a one-time flow token, returned to
+   the browser and kept only as its SHA-256. Nothing is exchanged yet: an answer that
+   is never confirmed never turns into tokens, so there is nothing to revoke, and the
+   anonymous callback never calls the provider. (Codes live ~10 minutes at Microsoft
+   and Google; the flow token lives ``FLOW_TOKEN_LIFETIME``, less.)
+3. The app calls ``completeEmailConnection`` with the token and its own credentials:
+   ``complete_connection`` takes the flow (deleting it: once, whoever presents it),
+   checks it belongs to the caller (same user, same sub-account, not expired; anything
+   else is "not found"), exchanges the code and makes the mailbox the user's current
+   connection.
+
+Completing while another mailbox is connected replaces it: the old connection stops
+syncing (its watch is stopped and tokens erased by a job) and its threads stay readable.
 """
 
 from __future__ import annotations
@@ -24,7 +37,8 @@ from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection, OAuthFlow, User
 from db.repositories import mailbox_sync as repo
 from db.repositories.mailbox_history import adopt_previous_mailbox
-from sync_engine.domain import Provider, TokenSet, WatchState
+from sync_engine.crypto import sha256_hex
+from sync_engine.domain import ConnectedAccount, Provider, TokenSet, WatchState
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.queue import enqueue_after_commit
 from sync_engine.runtime import Runtime
@@ -32,13 +46,20 @@ from sync_engine.services.errors import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
+# From startEmailConnection to the provider's answer (the user signing in).
 FLOW_LIFETIME = timedelta(minutes=15)
+# From the provider's answer to the app's confirmation: a redirect and one mutation away.
+FLOW_TOKEN_LIFETIME = timedelta(minutes=5)
+FLOW_TOKEN_MAX_LENGTH = 128
 
 
 @dataclass(slots=True)
-class OAuthOutcome:
+class ProviderAnswer:
+    """What the callback tells the browser: where to go back to, with either a flow token
+    to confirm (the provider signed the user in) or an error code."""
+
     return_to: str | None
-    connection_id: uuid.UUID | None
+    flow_token: str | None
     error: str | None
 
 
@@ -83,27 +104,68 @@ async def start_connection(
     return request.url
 
 
-async def complete_connection(rt: Runtime, *, provider: Provider, params: Mapping[str, str]) -> OAuthOutcome:
+async def accept_provider_answer(rt: Runtime, *, provider: Provider, params: Mapping[str, str]) -> ProviderAnswer:
+    """The provider's answer at the callback: park it and issue the flow token (step 2)."""
     state = params.get("state", "")
+    now = utcnow()
+    pending = (OAuthFlow.state == state, OAuthFlow.provider == provider.value, OAuthFlow.flow_token_hash.is_(None))
+    if "error" in params:
+        async with rt.sessions.begin() as session:
+            flow_row = await session.scalar(delete(OAuthFlow).where(*pending).returning(OAuthFlow))
+        if flow_row is None or flow_row.expires_at < now:
+            return ProviderAnswer(None, None, "unknown_or_expired_state")
+        return ProviderAnswer(flow_row.return_to, None, params.get("error") or "access_denied")
+    if not params.get("code"):
+        return ProviderAnswer(None, None, "no_authorization_code")
+    token = secrets.token_urlsafe(32)
     async with rt.sessions.begin() as session:
-        # Single use: the row goes whatever the outcome.
+        # One conditional UPDATE: a replayed or concurrent answer for the same state finds nothing.
         flow_row = await session.scalar(
-            delete(OAuthFlow)
-            .where(OAuthFlow.state == state, OAuthFlow.provider == provider.value)
+            update(OAuthFlow)
+            .where(*pending, OAuthFlow.expires_at >= now)
+            .values(flow_token_hash=sha256_hex(token), answer_ciphertext=rt.secrets.encrypt_json(dict(params)),
+                    expires_at=now + FLOW_TOKEN_LIFETIME)
             .returning(OAuthFlow)
         )
-    if flow_row is None or flow_row.expires_at < utcnow():
-        return OAuthOutcome(None, None, "unknown_or_expired_state")
-    if "error" in params:
-        return OAuthOutcome(flow_row.return_to, None, params.get("error") or "access_denied")
+    if flow_row is None:
+        return ProviderAnswer(None, None, "unknown_or_expired_state")
+    return ProviderAnswer(flow_row.return_to, token, None)
+
+
+async def complete_connection(
+    rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, flow_token: str
+) -> uuid.UUID:
+    """Confirm a sign-in (step 3): the caller must be the user, of the sub-account, that
+    started it. Returns the id of the now current connection."""
+    if not flow_token or len(flow_token) > FLOW_TOKEN_MAX_LENGTH:
+        raise NotFound("sign-in", "flowToken")
+    async with rt.sessions.begin() as session:
+        # Single use, whoever presents it: a victim's app presenting an attacker's flow kills it.
+        flow_row = await session.scalar(
+            delete(OAuthFlow).where(OAuthFlow.flow_token_hash == sha256_hex(flow_token)).returning(OAuthFlow)
+        )
+    if flow_row is None or flow_row.answer_ciphertext is None or flow_row.expires_at < utcnow():
+        raise NotFound("sign-in", "flowToken")
+    if flow_row.user_id != user_id or flow_row.sub_account_id != sub_account_id:
+        log.warning("a sign-in was presented by another user than the one who started it; it was discarded")
+        raise NotFound("sign-in", "flowToken")
+    provider = Provider(flow_row.provider)
+    if provider not in rt.providers:
+        raise ServiceError("PROVIDER_UNAVAILABLE", f"{provider.value} is not configured")
     try:
         account = await rt.provider(provider).complete_authorization(
-            rt.secrets.decrypt_json(flow_row.flow_ciphertext), params, callback_url(rt, provider)
+            rt.secrets.decrypt_json(flow_row.flow_ciphertext), rt.secrets.decrypt_json(flow_row.answer_ciphertext),
+            callback_url(rt, provider),
         )
-    except Exception as exc:  # the provider's refusal, shown to the user as a reason code only
+    except Exception as exc:  # the provider's refusal, shown to the user as a code only
         log.warning("sign-in with %s failed: %s", provider.value, type(exc).__name__)
-        return OAuthOutcome(flow_row.return_to, None, "token_exchange_failed")
+        raise ServiceError("PROVIDER_ERROR", "the provider refused the sign-in (code exchange failed): "
+                                             "start again") from None
+    return await _connect(rt, flow_row, provider, account)
 
+
+async def _connect(rt: Runtime, flow_row: OAuthFlow, provider: Provider, account: ConnectedAccount) -> uuid.UUID:
+    """Make the signed-in mailbox the user's current connection."""
     async with rt.sessions.begin() as session:
         current = await session.scalar(
             select(EmailConnection)
@@ -153,7 +215,7 @@ async def complete_connection(rt: Runtime, *, provider: Provider, params: Mappin
         # within a minute of the queue's return, instead of waiting for the hourly watch job.
         async with rt.sessions.begin() as session:
             await repo.bump_sync_request(session, conn_id)
-    return OAuthOutcome(flow_row.return_to, conn_id, None)
+    return conn_id
 
 
 async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID) -> EmailConnection:
@@ -228,6 +290,12 @@ async def set_status(
     values: dict[str, object] = {"status": status, "status_detail": detail}
     if error is not None:
         values["last_error"] = error
+    # A mailbox that must be connected again stays so until the user signs in again (which
+    # does not come through here): a late job failing or finishing must not make it look
+    # usable, or mail would be handed to a mailbox that cannot send.
+    unchangeable = [ConnectionStatus.DISCONNECTED]
+    if status != ConnectionStatus.REAUTH_REQUIRED:
+        unchangeable.append(ConnectionStatus.REAUTH_REQUIRED)
     async with rt.sessions.begin() as session:
         # One conditional UPDATE (no read-then-write): a pass finishing after a disconnect or
         # "update email" must not revive the old mailbox, even if the disconnect commits meanwhile.
@@ -236,7 +304,7 @@ async def set_status(
             .where(
                 EmailConnection.id == connection_id,
                 EmailConnection.is_current.is_(True),
-                EmailConnection.status != ConnectionStatus.DISCONNECTED,
+                EmailConnection.status.not_in(unchangeable),
                 or_(EmailConnection.status != status, EmailConnection.status_detail.is_distinct_from(detail)),
             )
             .values(**values)

@@ -8,7 +8,6 @@ import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from sqlalchemy import text, update
 
@@ -16,8 +15,7 @@ from api.auth import mint_dev_token
 from api.ids import to_global_id
 from db.models import IdempotencyKey, User
 from sandbox.server import SandboxServer
-from tests.support.browser import sign_in_until
-from tests.support.flows import CONNECTION, THREAD, connect_mailbox, sandbox_messages
+from tests.support.flows import CONNECTION, THREAD, app_page, connect_mailbox, finish_sign_in, sandbox_messages
 from tests.support.sending import (
     BULK,
     CONFIGURE,
@@ -33,7 +31,7 @@ from tests.support.sending import (
     relay_input,
     wait_until_sent,
 )
-from tests.support.stack import Stack, free_port, trust
+from tests.support.stack import Stack, free_port
 
 CREATE_KEY = """mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { key userErrors { code } } }"""
 
@@ -201,7 +199,8 @@ async def test_the_provider_is_tested_on_save_and_its_password_never_comes_back(
     saved = await configure_relay(stack, tenant, sandbox_server, port=sandbox_server.smtps_port, tlsMode="IMPLICIT")
     assert saved["userErrors"] == [] and saved["provider"]["hasPassword"] is True and saved["provider"]["verifiedAt"]
     # Saved again without a password: the stored one is kept (and tested again).
-    kept = await configure_relay(stack, tenant, sandbox_server, password=None, fromName="Biz Updates")
+    kept = await configure_relay(stack, tenant, sandbox_server, port=sandbox_server.smtps_port, tlsMode="IMPLICIT",
+                                 password=None, fromName="Biz Updates")
     assert kept["userErrors"] == [] and kept["provider"]["fromName"] == "Biz Updates"
     response = await stack.http.post("/graphql", headers={"Authorization": f"Bearer {tenant.token}"},
                                      json={"query": RULES})
@@ -249,13 +248,12 @@ async def test_update_email_switches_the_sending_mailbox(stack: Stack) -> None:
 
     await connect_mailbox(stack, tenant, "OUTLOOK", old)
     await stack.sandbox.post("/_sandbox/mailboxes", json={"provider": "gmail", "address": new, "name": "New"})
-    return_to = "http://spa.invalid/settings/email"
+    return_to = app_page(stack)
     data = await stack.graphql(update, {"input": {"provider": "GMAIL", "redirectUri": return_to, "loginHint": new}},
                                token=tenant.token)
     url = data["updateEmailConnection"]["authorizationUrl"]
-    async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=30) as browser:
-        landed = await sign_in_until(browser, url, return_to)
-    assert "emailConnection=connected" in landed.headers["location"]
+    connected = await finish_sign_in(stack, tenant, url, return_to)
+    assert (connected["address"], connected["isCurrent"]) == (new, True)
 
     async def switched() -> bool:
         conn = (await stack.graphql(CONNECTION, token=tenant.token))["emailConnection"]

@@ -24,8 +24,11 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.attachment_routes import download_attachment
 from api.auth import Authenticator
+from api.graphiql import graphiql_assets_route
 from api.graphql_http import GraphQLView
+from api.origins import allowed_origins, cors_middleware
 from api.oauth_routes import oauth_callback
+from api.pages import connected_page
 from api.response_cache import ResponseCache
 from api.schema import schema
 from api.webhooks import gmail_webhook, graph_webhook
@@ -53,6 +56,8 @@ class _LazyGraphQL:
                 schema=schema,
                 graphql_ide="graphiql",
                 subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+                # Strawberry's WebSocket origin check: the page's own host and these only.
+                allowed_origins=allowed_origins(rt.settings),
                 connection_init_wait_timeout=timedelta(seconds=10),
             )
         await self._view(scope, receive, send)
@@ -83,18 +88,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             finally:
                 await graphql.close()
 
-    app = Starlette(lifespan=lifespan)
+    edge_settings = runtime.settings if runtime is not None else (settings or get_settings())
+    app = Starlette(lifespan=lifespan, middleware=[cors_middleware(edge_settings)])
     graphql = _LazyGraphQL(app.state)
     app.router.routes.extend(
         [
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            graphiql_assets_route(),  # GraphiQL's vendored JS/CSS, so the IDE works offline
             Route("/healthz", healthz, methods=["GET"]),
             Route("/attachments/{attachment_id:uuid}", download_attachment, methods=["GET"]),
             Route("/webhooks/graph", graph_webhook, methods=["POST"]),
             Route("/webhooks/gmail", gmail_webhook, methods=["POST"]),
             # GET for query-string answers (Google), POST for form_post answers (Microsoft).
             Route("/oauth/{provider}/callback", oauth_callback, methods=["GET", "POST"]),
+            Route("/connected", connected_page, methods=["GET"]),  # where a sign-in ends without an app
         ]
     )
     if runtime is not None:

@@ -8,8 +8,12 @@ Header formats:
   by its SHA-256. A sub-account key acts as an admin of that sub-account; an agency
   key may only use the agency administration mutations.
 
-Lookups that only confirm a credential are cached for a short time so the hot read
-path does not pay one more database round trip per request.
+Lookups that only confirm a user's credential are cached for a short time so the hot
+read path does not pay one more database round trip per request. API keys are not:
+a key can be revoked, and a revoked key must stop working at once in every API
+process. A cached "valid" answer would outlive a revocation made in another process
+(or need an invalidation message that a Redis outage could lose), while the lookup is
+one indexed read by the key's hash.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 import jwt
 
+from api.ws_sessions import SessionWatch
 from db.repositories import tenancy
 from sync_engine.runtime import Runtime
 from sync_engine.services.accounts import hash_api_key
@@ -49,6 +54,9 @@ class Viewer:
     user_id: uuid.UUID | None = None
     agency_id: str | None = None
     api_key_id: uuid.UUID | None = None
+    # When the credentials stop being valid (a token's ``exp``, Unix time); None for
+    # API keys, which last until revoked.
+    expires_at: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -90,7 +98,8 @@ class Authenticator:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._users = _TTLCache()
-        self._keys = _TTLCache()
+        # WebSocket sessions of this process, closed when their credentials end.
+        self.sessions = SessionWatch(rt)
         # Verified tokens (never beyond their expiry): a client sends the same one many times.
         self._tokens = _TTLCache()
 
@@ -127,30 +136,27 @@ class Authenticator:
             if user is None:
                 raise AuthenticationFailed("unknown user")
             self._users.put(key, True)
-        viewer = Viewer(kind=ViewerKind.USER, role=role, sub_account_id=sub_account_id, user_id=user_id)
+        viewer = Viewer(
+            kind=ViewerKind.USER, role=role, sub_account_id=sub_account_id, user_id=user_id, expires_at=expires_at
+        )
         self._tokens.put(token, viewer, ttl=expires_at - time.time())
         return viewer
 
     async def _from_api_key(self, key: str) -> Viewer:
         if not key or len(key) > 200:
             raise AuthenticationFailed("invalid API key")
-        key_hash = hash_api_key(key)
-        viewer = self._keys.get(key_hash)
-        if viewer is None:
-            async with self._rt.engine.connect() as conn:
-                row = await tenancy.api_key_by_hash(conn, key_hash)
-            if row is None:
-                raise AuthenticationFailed("invalid API key")
-            if row.sub_account_id is not None:
-                viewer = Viewer(
-                    kind=ViewerKind.SUB_ACCOUNT_KEY, role="admin", sub_account_id=row.sub_account_id, api_key_id=row.id
-                )
-            else:
-                viewer = Viewer(
-                    kind=ViewerKind.AGENCY_KEY, role="admin", sub_account_id=None, agency_id=row.agency_id, api_key_id=row.id
-                )
-            self._keys.put(key_hash, viewer)
-        return viewer
+        # Never cached (see the module's docstring): revocation takes effect at once.
+        async with self._rt.engine.connect() as conn:
+            row = await tenancy.api_key_by_hash(conn, hash_api_key(key))
+        if row is None:
+            raise AuthenticationFailed("invalid API key")
+        if row.sub_account_id is not None:
+            return Viewer(
+                kind=ViewerKind.SUB_ACCOUNT_KEY, role="admin", sub_account_id=row.sub_account_id, api_key_id=row.id
+            )
+        return Viewer(
+            kind=ViewerKind.AGENCY_KEY, role="admin", sub_account_id=None, agency_id=row.agency_id, api_key_id=row.id
+        )
 
 
 def decode_user_token(settings: Settings, token: str) -> tuple[uuid.UUID, uuid.UUID, str, float]:

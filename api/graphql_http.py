@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import HTTPException, StarletteRequestAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
@@ -35,16 +35,22 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import http_request
 from api.auth import AuthenticationFailed, Authenticator
+from api.http_request import BadRequest, GraphQLRequest
 from api.context import Context, build_context
 from api.inputs.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from api.response_cache import ResponseCache, cache_key
+from api.ws_protocol import CheckedTransportWSHandler
 from sync_engine.runtime import Runtime
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -154,7 +160,47 @@ async def _parse_multipart_form(request: Request) -> None:
         raise HTTPException(400, f"invalid multipart body: {exc.detail}") from None
 
 
+class _OperationNotAllowed(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+    @classmethod
+    def of(cls, operation: OperationType, method: str) -> _OperationNotAllowed:
+        if operation is OperationType.SUBSCRIPTION:
+            return cls(400, "subscriptions are served over a WebSocket at /graphql (graphql-transport-ws), "
+                       "not over HTTP", {})
+        return cls(405, f"{operation.value}s are not allowed with {method}: use POST", {"Allow": "POST"})
+
+
+async def _read_request(request: Request) -> GraphQLRequest | None:
+    """The request's GraphQL parameters, read and type-checked once (``api.http_request``);
+    None for the GraphiQL page (a browser's GET without a query)."""
+    if request.method == "GET":
+        if "query" not in request.query_params and "text/html" in request.headers.get("accept", ""):
+            return None
+        return http_request.from_query_params(request.query_params)
+    if request.method != "POST":
+        return None  # Strawberry answers 405
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != APPLICATION_JSON:
+        raise BadRequest(415, "send the request as application/json (or multipart/form-data with files)")
+    try:
+        return http_request.from_json_body(await request.body())
+    except _BodyTooLarge:
+        raise BadRequest(413, "request body too large") from None
+
+
+class _RequestAdapter(StarletteRequestAdapter):
+    @property
+    def starlette_request(self) -> Request:
+        return self._request
+
+
 class GraphQLView(GraphQL[Context, None]):
+    request_adapter_class = _RequestAdapter
+    graphql_transport_ws_handler_class = CheckedTransportWSHandler
+
     def __init__(
         self, runtime: Runtime, authenticator: Authenticator, response_cache: ResponseCache | None = None, **kwargs: Any
     ) -> None:
@@ -170,8 +216,13 @@ class GraphQLView(GraphQL[Context, None]):
             return
         request = Request(scope, receive)
         multipart = _is_multipart(request)
-        if multipart:
-            request = Request(scope, _BoundedReceive(receive, MAX_MULTIPART_BYTES))
+        limit = MAX_MULTIPART_BYTES if multipart else self.runtime.settings.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:  # refused before a byte is read
+            response = self._error_response(413, "request body too large", APPLICATION_JSON)
+            await response(scope, receive, send)
+            return
+        request = Request(scope, _BoundedReceive(receive, limit))
         media_type = negotiate_media_type(request.headers.get("accept"))
         wants_html = request.method == "GET" and "text/html" in request.headers.get("accept", "")
         if media_type is None and not wants_html:
@@ -191,13 +242,22 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             if multipart:
                 _check_multipart_headers(request)
+                request.state.graphql = None  # Strawberry parses the parts (see ``parse_http_body``)
+            else:
+                request.state.graphql = await _read_request(request)
             request.state.viewer = await self.authenticator.from_headers(request.headers)
             if multipart:
                 await _parse_multipart_form(request)
-            body = await self._cached_body(request)
+            body = self._cached_body(request)
             if body is not None:
                 return Response(body, status_code=200, media_type=request.state.media_type)
             return await self.run(request)
+        except BadRequest as exc:
+            return self._error_response(exc.status, exc.message, request.state.media_type)
+        except _OperationNotAllowed as exc:
+            response = self._error_response(exc.status, exc.message, request.state.media_type)
+            response.headers.update(exc.headers)
+            return response
         except HTTPException as exc:
             return self._transport_error(request, exc)
         except AuthenticationFailed as exc:
@@ -205,33 +265,49 @@ class GraphQLView(GraphQL[Context, None]):
             response.headers["WWW-Authenticate"] = 'Bearer realm="emailsync", ApiKey realm="emailsync"'
             return response
 
-    async def _cached_body(self, request: Request) -> bytes | None:
+    def _cached_body(self, request: Request) -> bytes | None:
         """The fast path: a cached shared read answered from its encoded body, without
-        parsing, validating or executing anything. Misses fall through to Strawberry
-        (which also handles every malformed request)."""
-        viewer = request.state.viewer
-        if self.response_cache is None or viewer is None or viewer.sub_account_id is None:
+        parsing, validating or executing the document."""
+        viewer, graphql = request.state.viewer, request.state.graphql
+        if self.response_cache is None or graphql is None or viewer is None or viewer.sub_account_id is None:
             return None
-        try:
-            if request.method == "GET":
-                params = request.query_params
-                raw_variables = params.get("variables")
-                query, operation_name = params.get("query"), params.get("operationName")
-                variables = json.loads(raw_variables) if raw_variables else None
-            elif request.method == "POST" and "application/json" in request.headers.get("content-type", ""):
-                data = json.loads(await request.body())
-                if not isinstance(data, dict):
-                    return None
-                query, operation_name, variables = data.get("query"), data.get("operationName"), data.get("variables")
-            else:
-                return None
-        except ValueError:
-            return None
-        if not isinstance(query, str):
-            return None
-        key = cache_key(query, operation_name, variables)
+        key = cache_key(graphql.query, graphql.operation_name, graphql.variables)
         request.state.cache_ref = (viewer.sub_account_id, key)
         return self.response_cache.get_body(viewer.sub_account_id, key)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
+        """The request read once in ``_respond``; a multipart request's operations are
+        parsed here by Strawberry and type-checked the same way."""
+        graphql = request.starlette_request.state.graphql  # type: ignore[attr-defined]
+        if graphql is None:
+            parsed = await super().parse_http_body(request)
+            if isinstance(parsed, list):
+                raise BadRequest(400, "batches are not supported")
+            graphql = http_request.from_mapping({"query": parsed.query, "variables": parsed.variables,
+                                                 "operationName": parsed.operation_name,
+                                                 "extensions": parsed.extensions})
+        return GraphQLRequestData(query=graphql.query, variables=graphql.variables,
+                                  operation_name=graphql.operation_name, extensions=graphql.extensions)
+
+    async def execute_single(  # type: ignore[override]
+        self, request: Request, request_adapter: AsyncHTTPRequestAdapter, sub_response: Response, context: Context,
+        root_value: None, request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, less subscriptions (they need the WebSocket), with its exceptions
+        mapped by type to the answers of the GraphQL-over-HTTP spec."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as exc:
+            raise _OperationNotAllowed.of(exc.operation_type, request.method) from exc
+        except CannotGetOperationTypeError as exc:
+            raise BadRequest(400, exc.as_http_error_reason()) from exc
+        except MissingQueryError as exc:
+            raise BadRequest(400, "no GraphQL query found in the request") from exc
 
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
         try:
@@ -244,13 +320,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     def _transport_error(self, request: Request, exc: HTTPException) -> Response:
         status, reason = exc.status_code, exc.reason
-        headers = {}
-        if status == 400 and "Unsupported content type" in reason:
-            status = 415
-        elif status == 400 and request.method == "GET" and "mutation" in reason.lower():
-            status, headers = 405, {"Allow": "POST"}
-        elif status == 405:
-            headers = {"Allow": "GET, POST"}
+        headers = {"Allow": "GET, POST"} if status == 405 else {}
         response = self._error_response(status, reason, request.state.media_type)
         response.headers.update(headers)
         return response
@@ -258,6 +328,13 @@ class GraphQLView(GraphQL[Context, None]):
     @staticmethod
     def _error_response(status: int, message: str, media_type: str, code: str | None = None) -> Response:
         return Response(_error_body(message, code), status_code=status, media_type=media_type)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL with its assets served by this service, under a same-origin CSP:
+        it works offline and no request leaves the machine (api/graphiql.py)."""
+        from api.graphiql import graphiql_page
+
+        return graphiql_page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         if isinstance(request, WebSocket):
@@ -310,6 +387,12 @@ class GraphQLView(GraphQL[Context, None]):
         except AuthenticationFailed as exc:
             raise ConnectionRejectionError() from exc
         if context.viewer is None:
+            raise ConnectionRejectionError()
+        # The session is closed (4403) when its token expires or its API key is
+        # revoked; credentials that ended already are refused (api/ws_sessions.py).
+        if not isinstance(context.request, WebSocket) or not self.authenticator.sessions.admit(
+            context.request, context.viewer
+        ):
             raise ConnectionRejectionError()
         return UNSET
 

@@ -2,41 +2,45 @@
 
 The provider sends the browser back here with ``code`` and ``state`` (or an
 ``error``): in the query string (Google) or as an auto-submitted form POST
-(Microsoft, ``response_mode=form_post``). The connection service exchanges the code and stores the tokens
-encrypted. The browser then goes back to the app page that started the sign-in
-(``return_to``) with ``?emailConnection=connected|error&reason=...``, or sees a tiny
-page when there is none. Nothing from the provider (codes, tokens) is echoed.
+(Microsoft, ``response_mode=form_post``). Nothing is connected here: the connection
+service parks the answer and issues a one-time flow token, and the browser goes back
+to the app page that started the sign-in (``return_to``) with
+``?emailConnectionFlow=<token>``; the app then confirms with ``completeEmailConnection``
+under its own credentials (see ``sync_engine.services.connections``). A failure goes
+back as ``?emailConnection=error&reason=<code>``. Without a ``return_to``, the page
+of ``api.pages`` (on this origin) says what happened and how to finish.
+
+``return_to`` was checked against the allowed origins when the sign-in started; it is
+checked again before redirecting (settings may have changed, a row may be tampered
+with): a refused one gets the page, never a redirect, and never the token. Nothing
+from the provider (codes, tokens) is echoed.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from api.pages import FLOW_PARAM, short_reason, sign_in_outcome_page
 from sync_engine.domain import Provider
+from sync_engine.rules.redirects import is_allowed_redirect
 from sync_engine.runtime import Runtime
+from sync_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_REASON_SAFE = re.compile(r"[^A-Za-z0-9_.\- ]")
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
-<body><h1>{title}</h1><p>{detail}</p><p>You can close this window.</p></body></html>
-"""
-
-
-def _short_reason(reason: str | None) -> str:
-    """A short code-like reason, safe in a URL and in HTML."""
-    return _REASON_SAFE.sub("", reason or "failed")[:80] or "failed"
-
+_OUR_PARAMS = (FLOW_PARAM, "emailConnection", "reason")
 
 # A form_post answer is a handful of short fields; anything larger is not one.
 MAX_FORM_BYTES = 16 * 1024
+
+
+def allowed_redirect_origins(settings: Settings) -> list[str]:
+    """Where a sign-in may return to: the configured browser origins and the API's own."""
+    return [*settings.allowed_origins, settings.public_base_url]
 
 
 async def _callback_params(request: Request) -> dict[str, str] | None:
@@ -58,17 +62,19 @@ async def _callback_params(request: Request) -> dict[str, str] | None:
     return params
 
 
-def with_outcome(return_to: str, connected: bool, reason: str | None) -> str:
+def with_outcome(return_to: str, flow_token: str | None, reason: str | None) -> str:
+    """``return_to`` with the flow token (success) or ``emailConnection=error&reason=``."""
     parts = urlsplit(return_to)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("emailConnection", "reason")]
-    query.append(("emailConnection", "connected" if connected else "error"))
-    if not connected:
-        query.append(("reason", _short_reason(reason)))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _OUR_PARAMS]
+    if flow_token is not None:
+        query.append((FLOW_PARAM, flow_token))
+    else:
+        query += [("emailConnection", "error"), ("reason", short_reason(reason))]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 async def oauth_callback(request: Request) -> Response:
-    from sync_engine.services.connections import complete_connection
+    from sync_engine.services.connections import accept_provider_answer
 
     try:
         provider = Provider(request.path_params["provider"])
@@ -78,15 +84,16 @@ async def oauth_callback(request: Request) -> Response:
     if params is None:
         return PlainTextResponse("expected an application/x-www-form-urlencoded sign-in answer", status_code=400)
     rt: Runtime = request.app.state.runtime
-    outcome = await complete_connection(rt, provider=provider, params=params)
-    connected = outcome.error is None and outcome.connection_id is not None
-    if not connected:
-        log.info("%s sign-in failed: %s", provider.value, _short_reason(outcome.error))
-    if outcome.return_to:
-        return RedirectResponse(with_outcome(outcome.return_to, connected, outcome.error), status_code=303)
-    if connected:
-        page = _PAGE.format(title="Mailbox connected", detail="Your mailbox is now syncing with the CRM.")
-    else:
-        detail = f"The mailbox could not be connected ({html.escape(_short_reason(outcome.error))})."
-        page = _PAGE.format(title="Connection failed", detail=detail)
-    return HTMLResponse(page, status_code=200 if connected else 400, headers={"Cache-Control": "no-store"})
+    answer = await accept_provider_answer(rt, provider=provider, params=params)
+    if answer.flow_token is None:
+        log.info("%s sign-in failed: %s", provider.value, short_reason(answer.error))
+    if answer.return_to is None:
+        return sign_in_outcome_page(request, answer.flow_token, answer.error, provider=provider.value)
+    if not is_allowed_redirect(answer.return_to, allowed_redirect_origins(rt.settings)):
+        log.warning("%s sign-in: its return address is outside the allowed origins; not redirected", provider.value)
+        return sign_in_outcome_page(request, None, "return_address_not_allowed", provider=provider.value)
+    return RedirectResponse(
+        with_outcome(answer.return_to, answer.flow_token, answer.error),
+        status_code=303,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )

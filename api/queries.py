@@ -11,6 +11,7 @@ from typing import Annotated
 
 import strawberry
 
+from api.api_keys import list_api_keys
 from api.context import Info
 from api.dataloaders import load_as
 from api.errors import BadUserInput
@@ -172,6 +173,11 @@ class Query:
             page, sync_skip_from_row, lambda r: encode_time_cursor(r.created_at, r.id), after=after
         )
 
+    api_keys = strawberry.field(
+        resolver=list_api_keys,
+        description="Partner API keys, newest first, revoked ones included (never their secret): those of the "
+        "caller's sub-account (admins and sub-account keys), or of the agency and its sub-accounts (agency keys).",
+    )
     sender_domain_rules = strawberry.field(
         resolver=sender_domain_rules,
         description="The sub-account's sender rules as they apply to the caller, and its email provider.",

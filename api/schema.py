@@ -1,9 +1,11 @@
 """The Strawberry schema: root types, limits, caches and error masking.
 
-Limits (DESIGN.md section 3, untrusted input): query depth, token count and alias
-count. Parsing and validation results are cached (LRU keyed by the document text),
-and the limit rules are built once so the validation cache can hit (it keys on the
-rule classes too).
+Limits (DESIGN.md section 3, untrusted input): token count (checked while parsing),
+then query depth, alias count and field count with fragments expanded (measured in
+linear time, see api/document_limits.py). Parsing and validation results are cached
+by the SHA-256 of the document, bounded by size (api/document_cache.py); the limit
+rule is built once so the validation cache can hit (it keys on the rule classes too).
+Introspection is refused unless ``EMAILSYNC_INTROSPECTION`` is on (api/introspection.py).
 """
 
 from __future__ import annotations
@@ -14,19 +16,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
+from api.document_cache import DocumentCaches
+from api.document_limits import DocumentLimits, document_limits_rule
 from api.errors import INTERNAL_ERROR_MESSAGE, should_mask_error
 from api.executor import LeanExecutionContext
+from api.introspection import IntrospectionSetting
 from api.mutations import Mutation
 from api.queries import Query
 from api.response_cache import CachedSharedReads
@@ -42,9 +39,20 @@ from api.types.thread import Thread
 MAX_DEPTH = 12
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
+# Fields of an operation with its fragments expanded. Written out, a document within
+# MAX_TOKENS has fewer than 2,000; this leaves room for fragments reused in a few
+# places, and refuses a chain of fragments that each spread the next one twice.
+MAX_FIELDS = 5000
 DOCUMENT_CACHE_SIZE = 512
+DOCUMENT_CACHE_BYTES = 8 * 1024 * 1024
+# Our clients' documents are a few kilobytes; a larger one is served, never cached.
+MAX_CACHED_DOCUMENT_CHARS = 64 * 1024
 
-_LIMIT_RULES = [depth_rule(MAX_DEPTH, None), alias_rule(MAX_ALIASES)]
+_LIMITS = DocumentLimits(max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, max_fields=MAX_FIELDS)
+_LIMIT_RULES = [document_limits_rule(_LIMITS)]
+document_caches = DocumentCaches(
+    max_entries=DOCUMENT_CACHE_SIZE, max_bytes=DOCUMENT_CACHE_BYTES, max_document_chars=MAX_CACHED_DOCUMENT_CHARS
+)
 
 log = logging.getLogger("api.graphql")
 
@@ -75,8 +83,9 @@ def _extensions() -> list[Any]:
     return [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(_LIMIT_RULES),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        IntrospectionSetting,
+        document_caches.parser_extension,
+        document_caches.validation_extension,
         CachedSharedReads,
         lambda: MaskErrors(should_mask_error=should_mask_error, error_message=INTERNAL_ERROR_MESSAGE),
     ]

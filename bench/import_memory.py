@@ -30,9 +30,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,9 +39,8 @@ from sync_engine.domain import Provider  # noqa: E402
 from sync_engine.providers.registry import build_providers  # noqa: E402
 from sync_engine.settings import Settings  # noqa: E402
 from tests.support.adapters import sign_in  # noqa: E402
-from tests.support.browser import sign_in_until  # noqa: E402
-from tests.support.flows import START  # noqa: E402
-from tests.support.stack import Stack, Tenant, trust  # noqa: E402
+from tests.support.flows import START, app_page, finish_sign_in  # noqa: E402
+from tests.support.stack import Stack, Tenant  # noqa: E402
 
 TARGET_MB = 300
 STATUS = "{ emailConnection { status messagesSynced } }"
@@ -67,17 +63,14 @@ async def seed_mailbox(stack: Stack, provider: str, mailbox: str, contacts: list
 
 
 async def start_connection(stack: Stack, tenant: Tenant, provider: str, mailbox: str) -> None:
-    """The browser part of connecting (as ``tests.support.flows.connect_mailbox``), without
-    waiting for the first sync: that sync is what is measured."""
-    return_to = "http://spa.invalid/settings/email"
+    """The browser and app part of connecting (as ``tests.support.flows.connect_mailbox``),
+    without waiting for the first sync: that sync is what is measured."""
+    return_to = app_page(stack)
     data = await stack.graphql(START, {"input": {"provider": provider.upper(), "redirectUri": return_to,
                                                  "loginHint": mailbox}}, token=tenant.token)
     payload = data["startEmailConnection"]
     assert payload["userErrors"] == [], payload
-    async with httpx.AsyncClient(verify=trust(stack.ca_file), timeout=60) as browser:
-        response = await sign_in_until(browser, payload["authorizationUrl"], return_to)
-    landed = urlparse(response.headers["location"])
-    assert parse_qs(landed.query).get("emailConnection") == ["connected"], response.headers["location"]
+    await finish_sign_in(stack, tenant, payload["authorizationUrl"], return_to)
 
 
 async def adapter_baseline(settings: Settings, server: SandboxServer, provider: str, mailbox: str) -> tuple[int, float]:

@@ -11,3 +11,12 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$st
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# The graphql-http server audit the tests run with Node (tests/audit): installed from its lock file.
+audit=tests/audit
+if [ -f "$audit/package-lock.json" ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d "$audit/node_modules" ] || [ "$audit/package-lock.json" -nt "$audit/node_modules" ]; then
+    echo "Installing the graphql-http audit into $audit/node_modules ..." >&2
+    (cd "$audit" && npm ci --silent --no-audit --no-fund) && touch "$audit/node_modules"
+  fi
+fi

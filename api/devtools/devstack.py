@@ -30,6 +30,7 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
         env.setdefault("EMAILSYNC_DATABASE_URL", f"sqlite+aiosqlite:///{(state_dir / 'emailsync.db').resolve()}")
         env["EMAILSYNC_PUBLIC_BASE_URL"] = f"http://{host}:{port}"
         env["EMAILSYNC_ENCRYPTION_KEYS"] = os.environ.get("EMAILSYNC_ENCRYPTION_KEYS") or _dev_key(state_dir)
+        env["EMAILSYNC_INTROSPECTION"] = "true"  # GraphiQL loads the schema by introspection
         os.environ.update({k: v for k, v in env.items() if k != "EMAILSYNC_DATABASE_URL"})
         os.environ.setdefault("EMAILSYNC_DATABASE_URL", env["EMAILSYNC_DATABASE_URL"])
         os.environ.pop("EMAILSYNC_REDIS_URL", None)  # embedded queue and memory broadcast
@@ -74,9 +75,11 @@ emailsync dev is running
 Sender rules: query senderDomainRules. sendWorkflowEmail (and sendEmail before a mailbox is
 connected) goes out through the sub-account's email provider: the SMTP catcher above.
 Connect Olivia's Outlook mailbox: run the startEmailConnection mutation with
-  {{"input": {{"provider": "OUTLOOK", "redirectUri": "http://{host}:{port}/healthz", "loginHint": "{DEMO_USERS[0][0]}"}}}}
-(Sam's Gmail mailbox: provider GMAIL with Sam's token)
-and open the authorizationUrl it returns in a browser.
+  {{"input": {{"provider": "OUTLOOK", "redirectUri": "http://{host}:{port}/connected", "loginHint": "{DEMO_USERS[0][0]}"}}}}
+(Sam's Gmail mailbox: provider GMAIL with Sam's token), open the authorizationUrl it returns in a
+browser and sign in. You land on http://{host}:{port}/connected with a flow token: nothing is
+connected until the same user confirms it there (its button) or in GraphiQL with
+  mutation {{ completeEmailConnection(input: {{flowToken: "<token>"}}) {{ emailConnection {{ address status }} userErrors {{ code }} }} }}
 """,
         flush=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from api.mutations.complete_email_connection import complete_email_connection
 from api.mutations.configure_sub_account_email_provider import configure_sub_account_email_provider
 from api.mutations.create_api_key import create_api_key
 from api.mutations.create_contact import create_contact
@@ -13,6 +14,7 @@ from api.mutations.delete_contact import delete_contact
 from api.mutations.disconnect_email_connection import disconnect_email_connection
 from api.mutations.mark_thread_read import mark_thread_read
 from api.mutations.request_sync import request_sync
+from api.mutations.revoke_api_key import revoke_api_key
 from api.mutations.send_bulk_email import send_bulk_email
 from api.mutations.send_email import send_email
 from api.mutations.send_workflow_email import send_workflow_email
@@ -34,6 +36,13 @@ class Mutation:
         resolver=update_email_connection,
         description="Switch the caller's connected mailbox to another one (\"update email\"): once the new sign-in "
         "completes, new emails go out through it and the old mailbox stops syncing. Returns the sign-in URL.",
+        permission_classes=[IsUser],
+    )
+    complete_email_connection = strawberry.mutation(
+        resolver=complete_email_connection,
+        description="Finish a mailbox sign-in (started by startEmailConnection or updateEmailConnection) with the "
+        "`emailConnectionFlow` token the browser came back with: connects the mailbox. Only the user who started "
+        "the sign-in can complete it, once, within minutes; any other token answers NOT_FOUND.",
         permission_classes=[IsUser],
     )
     disconnect_email_connection = strawberry.mutation(
@@ -102,4 +111,9 @@ class Mutation:
         resolver=create_api_key,
         description="Create a partner API key (agency keys, or admins for their own sub-account). "
         "The secret is returned once.",
+    )
+    revoke_api_key = strawberry.mutation(
+        resolver=revoke_api_key,
+        description="Revoke a partner API key: it stops authenticating at once, and WebSocket sessions opened with "
+        "it are closed. Admins for their sub-account's keys; agency keys for the agency's and its sub-accounts'.",
     )

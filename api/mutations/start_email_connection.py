@@ -2,21 +2,25 @@
 
 Completing it while a mailbox is connected replaces that mailbox ("update email").
 The browser is sent to ``authorizationUrl``; the provider calls back
-``/oauth/{provider}/callback``, which then redirects to ``redirectUri``.
+``/oauth/{provider}/callback``, which redirects to ``redirectUri`` with
+``?emailConnectionFlow=<token>``; the app then calls ``completeEmailConnection`` with
+it (nothing is connected before). ``redirectUri`` must be on an allowed origin
+(``EMAILSYNC_ALLOWED_ORIGINS`` or the API's own): no open redirect.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import strawberry
 
 from api.context import Info
+from api.oauth_routes import allowed_redirect_origins
 from api.types.email_connection import EmailProvider
 from api.types.user_errors import EmailConnectionError, service_errors_as
 from sync_engine.domain import Provider
 from sync_engine.rules.addresses import is_valid_email
+from sync_engine.rules.redirects import redirect_uri_problem
 from sync_engine.services.errors import ServiceError
 
 
@@ -24,7 +28,11 @@ from sync_engine.services.errors import ServiceError
 class StartEmailConnectionInput:
     provider: EmailProvider = strawberry.field(description="The mailbox provider.")
     redirect_uri: str | None = strawberry.field(
-        default=None, description="Absolute http(s) URL of the app page to return to after the sign-in."
+        default=None,
+        description="Absolute http(s) URL of the app page to return to after the sign-in, on an allowed origin "
+        "(EMAILSYNC_ALLOWED_ORIGINS, or the API's own, e.g. its `/connected` page). The browser comes back with "
+        "`?emailConnectionFlow=<token>` for `completeEmailConnection`, or `?emailConnection=error&reason=...`. "
+        "Without it, the sign-in ends on a page of the API that says how to finish.",
     )
     login_hint: str | None = strawberry.field(
         default=None, description="The mailbox address to sign in with, pre-filled at the provider."
@@ -41,13 +49,6 @@ class StartEmailConnectionPayload:
     )
 
 
-def _valid_redirect(value: str) -> bool:
-    if len(value) > 2000 or any(ch in value for ch in "\r\n\t "):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
 @service_errors_as(StartEmailConnectionPayload, EmailConnectionError)
 async def start_email_connection(
     info: Info, input: Annotated[StartEmailConnectionInput, strawberry.argument(description="The provider.")]
@@ -62,8 +63,10 @@ async def begin_sign_in(info: Info, input: StartEmailConnectionInput) -> str:
     viewer = info.context.require_user()
     if input.login_hint is not None and not is_valid_email(input.login_hint):
         raise ServiceError("INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")
-    if input.redirect_uri is not None and not _valid_redirect(input.redirect_uri):
-        raise ServiceError("INVALID_REDIRECT_URI", "redirectUri must be an absolute http(s) URL", "redirectUri")
+    if input.redirect_uri is not None:
+        problem = redirect_uri_problem(input.redirect_uri, allowed_redirect_origins(info.context.runtime.settings))
+        if problem is not None:
+            raise ServiceError("INVALID_REDIRECT_URI", problem, "redirectUri")
     return await start_connection(
         info.context.runtime,
         sub_account_id=viewer.sub_account_id,

@@ -3,7 +3,9 @@
 The "update email" of DESIGN.md rule 8, without disconnecting first: once the new
 sign-in completes, new CRM emails go out through the new mailbox and the old one stops
 syncing (its threads stay readable). Refused when no mailbox is connected: that is
-``startEmailConnection``.
+``startEmailConnection``. The sign-in runs exactly as there (same ``redirectUri`` check
+by ``begin_sign_in``) and is finished by ``completeEmailConnection``: the old mailbox
+keeps syncing until then.
 """
 
 from __future__ import annotations

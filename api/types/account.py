@@ -53,14 +53,24 @@ class User(Node):
     created_at: datetime = strawberry.field(description="When the user was created.")
 
 
+@strawberry.enum(description="Where an API key acts.")
+class ApiKeyScope(enum.Enum):
+    SUB_ACCOUNT = strawberry.enum_value("sub_account", description="In one sub-account, as its admin.")
+    AGENCY = strawberry.enum_value("agency", description="The agency's administration (sub-accounts, users, keys).")
+
+
 @strawberry.type(description="A partner API key (its secret is only shown once, at creation).")
 class ApiKey:
-    id: strawberry.ID = strawberry.field(description="Opaque identifier of the key.")
+    id: strawberry.ID = strawberry.field(description="Opaque identifier of the key (for `revokeApiKey`).")
     name: str = strawberry.field(description="A name to recognise the key by.")
     prefix: str = strawberry.field(description="The first characters of the key, to tell keys apart.")
+    scope: ApiKeyScope = strawberry.field(description="Whether the key acts in a sub-account or for the agency.")
     sub_account_id: strawberry.ID | None = strawberry.field(description="Global id of the sub-account it acts in.")
     agency_id: str | None = strawberry.field(description="The agency, for agency-level keys.")
     created_at: datetime = strawberry.field(description="When the key was created.")
+    revoked_at: datetime | None = strawberry.field(
+        description="When the key was revoked (it no longer authenticates); null while it is valid."
+    )
 
 
 @strawberry.type(description="The caller: who they are and where they act.")
@@ -120,7 +130,9 @@ def api_key_from_row(row: Any) -> ApiKey:
         id=strawberry.ID(to_global_id("ApiKey", row.id)),
         name=row.name,
         prefix=row.prefix,
+        scope=ApiKeyScope.SUB_ACCOUNT if row.sub_account_id else ApiKeyScope.AGENCY,
         sub_account_id=strawberry.ID(to_global_id("SubAccount", row.sub_account_id)) if row.sub_account_id else None,
         agency_id=row.agency_id,
         created_at=row.created_at,
+        revoked_at=row.revoked_at,
     )

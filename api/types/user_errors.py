@@ -61,7 +61,10 @@ class EmailConnectionErrorCode(enum.Enum):
     INVALID = _v("INVALID", _INVALID)
     NOT_CONNECTED = _v("NOT_CONNECTED", "The user has no connected mailbox.")
     REAUTH_REQUIRED = _v("REAUTH_REQUIRED", "The provider revoked access: connect the mailbox again.")
-    INVALID_REDIRECT_URI = _v("INVALID_REDIRECT_URI", "The redirect URI is not an absolute http(s) URL.")
+    INVALID_REDIRECT_URI = _v(
+        "INVALID_REDIRECT_URI", "The redirect URI is not an absolute http(s) URL on an allowed origin "
+        "(EMAILSYNC_ALLOWED_ORIGINS or the API's own), or uses credentials, backslashes, spaces or non-ASCII."
+    )
     INVALID_LOGIN_HINT = _v("INVALID_LOGIN_HINT", "The login hint is not an email address.")
     PROVIDER_UNAVAILABLE = _v("PROVIDER_UNAVAILABLE", "The provider is not configured on this service.")
     PROVIDER_ERROR = _v("PROVIDER_ERROR", "The provider refused or failed the request.")

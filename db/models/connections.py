@@ -72,7 +72,13 @@ class EmailConnection(IdMixin, CreatedMixin, Base):
 
 
 class OAuthFlow(CreatedMixin, Base):
-    """A sign-in started by ``startEmailConnection`` and not yet completed."""
+    """A sign-in started by ``startEmailConnection`` and not yet completed.
+
+    Two steps: the provider's answer arrives at the callback (found by ``state``, at most
+    once), which parks it encrypted and issues a flow token; the CRM session that started
+    the sign-in then confirms with that token (``completeEmailConnection``), which
+    deletes the row and connects the mailbox. Only the token's SHA-256 is kept.
+    """
 
     __tablename__ = "oauth_flows"
 
@@ -84,4 +90,9 @@ class OAuthFlow(CreatedMixin, Base):
     flow_ciphertext: Mapped[str] = mapped_column(Text)
     # Where the browser goes once the sign-in completes (the SPA).
     return_to: Mapped[str | None] = mapped_column(Text)
+    # Until the provider answers: the sign-in's deadline; afterwards: the flow token's.
     expires_at: Mapped[datetime]
+    # Set when the provider has answered: SHA-256 (hex) of the one-time flow token handed
+    # to the browser, and the provider's answer (authorization code...), encrypted.
+    flow_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    answer_ciphertext: Mapped[str | None] = mapped_column(Text)

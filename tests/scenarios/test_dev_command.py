@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -25,9 +26,19 @@ def _wait_for_banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
         if not line:
             raise AssertionError(f"emailsync dev exited: {''.join(lines)}")
         lines.append(line)
-        if "and open the authorizationUrl" in line:
+        if "completeEmailConnection(input" in line:  # the banner's last line
             return "".join(lines)
     raise AssertionError("no banner")
+
+
+def confirm_page_token(page: httpx.Response, location: str, port: int) -> str:
+    """The /connected page a browser lands on: it says what happened and how to finish."""
+    assert location.startswith(f"http://127.0.0.1:{port}/connected?")
+    flow_token = parse_qs(urlsplit(location).query)["emailConnectionFlow"][0]
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Nothing is connected yet" in page.text and "completeEmailConnection" in page.text
+    assert flow_token in page.text  # to paste into GraphiQL
+    return flow_token
 
 
 def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
@@ -70,7 +81,9 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
         assert [m["headers"]["subject"] for m in caught] == ["Through the relay"]
         assert caught[0]["envelope"]["mail_from"] == "news@demo-realty.example" and caught[0]["tls"] is True
 
-        url = gql('mutation { startEmailConnection(input: {provider: OUTLOOK, redirectUri: "http://127.0.0.1:%d/healthz"}) '
+        # The walkthrough of README and the banner: sign in, land on /connected, confirm.
+        assert f'"redirectUri": "http://127.0.0.1:{port}/connected"' in banner
+        url = gql('mutation { startEmailConnection(input: {provider: OUTLOOK, redirectUri: "http://127.0.0.1:%d/connected"}) '
                   "{ authorizationUrl userErrors { code } } }" % port)["startEmailConnection"]["authorizationUrl"]
         browser = httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "dev/sandbox/ca-bundle.pem")))
         chooser = browser.get(url)
@@ -79,7 +92,13 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
         answer = browser.get(httpx.URL(url).join(link))  # Microsoft answers with an auto-posting form
         callback, fields = auto_post_form(answer)
         landed = httpx.post(callback, data=fields)
-        assert landed.status_code == 303 and "emailConnection=connected" in landed.headers["location"]
+        assert landed.status_code == 303
+        page = httpx.get(landed.headers["location"])
+        flow_token = confirm_page_token(page, landed.headers["location"], port)
+        assert gql("{ emailConnection { status } }")["emailConnection"] is None  # nothing before the confirmation
+        done = gql('mutation { completeEmailConnection(input: {flowToken: "%s"}) { emailConnection { address } '
+                   "userErrors { code } } }" % flow_token)["completeEmailConnection"]
+        assert done == {"emailConnection": {"address": "olivia@demo-realty.example"}, "userErrors": []}
         for _ in range(100):
             conn = gql("{ emailConnection { status address } }")["emailConnection"]
             if conn and conn["status"] == "ACTIVE":
@@ -90,13 +109,17 @@ def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
         # Sam connects the seeded Gmail mailbox the same way (Google's account chooser).
         sam = re.search(r"Sam's token:\s+(\S+)", banner).group(1)
         api.headers["Authorization"] = f"Bearer {sam}"
-        url = gql('mutation { startEmailConnection(input: {provider: GMAIL, redirectUri: "http://127.0.0.1:%d/healthz"}) '
+        url = gql('mutation { startEmailConnection(input: {provider: GMAIL, redirectUri: "http://127.0.0.1:%d/connected"}) '
                   "{ authorizationUrl userErrors { code } } }" % port)["startEmailConnection"]["authorizationUrl"]
         chooser = browser.get(url)
         assert "sam@demo-realty.example" in chooser.text
         link = html.unescape(re.search(r'href="([^"]+)"', chooser.text).group(1))
         landed = httpx.get(browser.get(httpx.URL(url).join(link)).headers["location"])
-        assert "emailConnection=connected" in landed.headers["location"]
+        assert landed.status_code == 303
+        flow_token = confirm_page_token(httpx.get(landed.headers["location"]), landed.headers["location"], port)
+        done = gql('mutation { completeEmailConnection(input: {flowToken: "%s"}) { emailConnection { address } '
+                   "userErrors { code } } }" % flow_token)["completeEmailConnection"]
+        assert done == {"emailConnection": {"address": "sam@demo-realty.example"}, "userErrors": []}
         for _ in range(100):
             conn = gql("{ emailConnection { status provider } }")["emailConnection"]
             if conn and conn["status"] == "ACTIVE":

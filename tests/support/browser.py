@@ -2,7 +2,9 @@
 
 Providers hand the answer back either with a redirect (query string: Google) or with
 an auto-submitting form (``response_mode=form_post``: Microsoft). A browser follows
-the first and, with scripts on, submits the second; these helpers do the same.
+the first and, with scripts on, submits the second; these helpers do the same. Our
+callback then sends the browser back to the app with a flow token
+(``?emailConnectionFlow=``), which the app confirms (``tests.support.flows``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,15 @@ async def step(browser: httpx.AsyncClient, response: httpx.Response) -> httpx.Re
     if form is not None:
         return await browser.post(form[0], data=form[1])
     return None
+
+
+def flow_token_of(redirect: httpx.Response) -> str:
+    """The flow token our callback's redirect hands to the app (fails on an error outcome)."""
+    assert redirect.is_redirect, f"{redirect.status_code} {redirect.text[:300]}"
+    location = redirect.headers["location"]
+    params = dict(parse_qsl(urlsplit(location).query))
+    assert "emailConnectionFlow" in params and "emailConnection" not in params, location
+    return params["emailConnectionFlow"]
 
 
 async def sign_in_until(browser: httpx.AsyncClient, authorization_url: str, stop_at: str) -> httpx.Response:

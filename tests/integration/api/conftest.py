@@ -12,7 +12,7 @@ import asyncio
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -390,3 +390,13 @@ async def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                 await server.stop()
         finally:
             await close_runtime(rt)
+
+
+@pytest.fixture
+def introspection(api: Api) -> Iterator[None]:
+    """Schema introspection on for one test (EMAILSYNC_INTROSPECTION, off by default)."""
+    api.settings.introspection = True
+    try:
+        yield
+    finally:
+        api.settings.introspection = False

@@ -29,7 +29,7 @@ async def test_no_connection_is_null(api: Api) -> None:
     assert (await api.data(QUERY, as_="sub_a_key")) == {"emailConnection": None}
 
 
-async def test_no_token_material_anywhere(api: Api) -> None:
+async def test_no_token_material_anywhere(api: Api, introspection: None) -> None:
     # Introspect every field of EmailConnection and ask for all of the scalar ones.
     fields = await api.data('{ __type(name: "EmailConnection") { fields { name type { kind ofType { kind } } } } }')
     scalars = [

@@ -29,6 +29,7 @@ MARK = """mutation ($input: MarkThreadReadInput!) { markThreadRead(input: $input
 
 
 async def test_start_email_connection(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api.settings, "allowed_origins", ["https://app.test"])
     calls = Calls()
     patch_service(monkeypatch, "sync_engine.services.connections",
                   start_connection=calls.recorder("start", "https://login.test/authorize?state=s"))
@@ -44,9 +45,16 @@ async def test_start_email_connection(api: Api, monkeypatch: pytest.MonkeyPatch)
 async def test_start_email_connection_validates_the_redirect(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
     patch_service(monkeypatch, "sync_engine.services.connections", start_connection=calls.recorder("start", "x"))
-    for bad in ["javascript:alert(1)", "/relative", "https://app.test/\r\nSet-Cookie: x"]:
+    monkeypatch.setattr(api.settings, "allowed_origins", ["https://app.test"])
+    for bad in ["javascript:alert(1)", "/relative", "https://app.test/\r\nSet-Cookie: x",
+                # No open redirect: only allowed origins, and no tricks that look like one.
+                "https://evil.example/settings", "https://app.test@evil.example/", "https://app.test\\@evil.example/",
+                "//evil.example/", "https:\\\\evil.example", "data:text/html,hi", "https://app.test.evil.example/",
+                "https://xn--pp-8cd.test/", "https://аpp.test/", "https://app%2etest/", "http://app.test/settings",
+                " https://app.test/"]:
         data = await api.data(START, {"input": {"provider": "OUTLOOK", "redirectUri": bad}})
-        assert data["startEmailConnection"]["userErrors"][0]["code"] == "INVALID_REDIRECT_URI", bad
+        assert [(e["code"], e["field"]) for e in data["startEmailConnection"]["userErrors"]] == [
+            ("INVALID_REDIRECT_URI", "redirectUri")], bad
     data = await api.data(START, {"input": {"provider": "OUTLOOK", "loginHint": "x@y.test\r\nBcc: z@w.test"}})
     assert data["startEmailConnection"]["userErrors"][0]["code"] == "INVALID_LOGIN_HINT"
     assert calls.calls == []
@@ -129,6 +137,12 @@ async def test_send_email_input_validation_happens_before_the_service(api: Api, 
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", None))
     too_big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
     base = {"to": ["customer0@client.test"], "subject": "s", "text": "t", "idempotencyKey": "k1"}
+    big_input = {"input": {**base, "attachments": [
+        {"filename": "big.pdf", "contentType": "application/pdf", "contentBase64": too_big}]}}
+    # Past the request body limit (1 MB by default) it is refused before anything runs...
+    assert (await api.post(SEND, big_input, auth=api.auth_header("user_a"))).status_code == 413
+    # ...and with a limit raised for base64 attachments, the attachment's own limit answers.
+    monkeypatch.setattr(api.rt.settings, "max_request_bytes", 8 * 1024 * 1024)
     data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), **base, "attachments": [{"filename": "big.pdf", "contentType": "application/pdf", "contentBase64": too_big}]}})
     assert data["sendEmail"]["userErrors"][0]["code"] == "ATTACHMENT_TOO_LARGE"
     assert data["sendEmail"]["userErrors"][0]["field"] == "attachments.0.contentBase64"

@@ -1,0 +1,45 @@
+"""Which browser origins may use the API: CORS on HTTP and the WebSocket origin check.
+
+Only the origins in ``EMAILSYNC_ALLOWED_ORIGINS`` (and the API's own) are allowed; no
+wildcard, no credentials mode (clients authenticate with a bearer token or an API key in
+a header, never a cookie). Browsers do not apply CORS to WebSockets: Strawberry's own
+origin check (its ``allowed_origins``, given this list) refuses a handshake whose Origin
+is neither the API's host nor listed. Clients that are not browsers send no Origin and
+are not affected.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from sync_engine.settings import Settings
+
+# What a browser app sends: credentials, JSON or multipart bodies, and the CSRF preflight
+# headers multipart uploads need.
+ALLOWED_HEADERS = ["authorization", "content-type", "x-api-key", "accept", "graphql-require-preflight",
+                   "apollo-require-preflight", "x-apollo-operation-name"]
+PREFLIGHT_MAX_AGE = 600
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def allowed_origins(settings: Settings) -> list[str]:
+    own = origin_of(settings.public_base_url)
+    return sorted({own, *(origin.lower() for origin in settings.allowed_origins)})
+
+
+def cors_middleware(settings: Settings) -> Middleware:
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=allowed_origins(settings),
+        allow_methods=["GET", "POST"],
+        allow_headers=ALLOWED_HEADERS,
+        allow_credentials=False,
+        max_age=PREFLIGHT_MAX_AGE,
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 import logging
 import time
 import uuid
@@ -42,6 +43,13 @@ from sync_engine.runtime import Runtime
 log = logging.getLogger(__name__)
 
 SHARED_ROOT_FIELDS = frozenset({"threads", "thread", "contacts", "__typename"})
+# Types whose visibility or content depends on who asks (owner, role, the caller's own
+# mailbox): none may be reachable from a shared root field, or one member's answer would
+# be served to another. tests/unit/api/test_response_cache_schema.py walks the schema.
+VIEWER_DEPENDENT_TYPES = frozenset({
+    "Viewer", "EmailConnection", "SyncSkip", "ApiKey", "BulkSend", "BulkDelivery", "SenderDomainRules",
+    "SenderResolution", "SubAccountEmailProvider",
+})
 TTL_SECONDS = 2.0
 MAX_ENTRIES_PER_SUB_ACCOUNT = 256
 MAX_SUB_ACCOUNTS = 2000
@@ -68,25 +76,38 @@ def cache_key(query: str | None, operation_name: str | None, variables: Any) -> 
 
 
 class ResponseCache:
+    """Entries per sub-account, each sub-account with a listener on its event channel.
+    At most ``MAX_SUB_ACCOUNTS`` are kept: the least recently used one is evicted with
+    its listener (which unsubscribes its channel), so idle tenants cost nothing."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._subs: dict[uuid.UUID, _SubAccountEntries] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._subs: OrderedDict[uuid.UUID, _SubAccountEntries] = OrderedDict()
+        self._listeners: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     def _state(self, sub_account_id: uuid.UUID) -> _SubAccountEntries:
         state = self._subs.get(sub_account_id)
-        if state is None:
-            if len(self._subs) >= MAX_SUB_ACCOUNTS:
-                self._evict_idle()
-            state = self._subs[sub_account_id] = _SubAccountEntries()
-            task = asyncio.create_task(self._listen(sub_account_id, state))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if state is not None:
+            self._subs.move_to_end(sub_account_id)
+            return state
+        while len(self._subs) >= MAX_SUB_ACCOUNTS:
+            self._evict(next(iter(self._subs)))
+        state = self._subs[sub_account_id] = _SubAccountEntries()
+        self._listeners[sub_account_id] = asyncio.create_task(self._listen(sub_account_id, state))
         return state
 
-    def _evict_idle(self) -> None:
-        for sub_id, state in list(self._subs.items()):
+    def _evict(self, sub_account_id: uuid.UUID) -> None:
+        state = self._subs.pop(sub_account_id, None)
+        if state is not None:
+            state.listening = False
             state.entries.clear()
+        task = self._listeners.pop(sub_account_id, None)
+        if task is not None:
+            task.cancel()
+
+    def listening(self) -> set[uuid.UUID]:
+        """Sub-accounts whose event-channel listener is running (at most ``MAX_SUB_ACCOUNTS``)."""
+        return {sub_id for sub_id, task in self._listeners.items() if not task.done()}
 
     async def _listen(self, sub_account_id: uuid.UUID, state: _SubAccountEntries) -> None:
         try:
@@ -101,7 +122,9 @@ class ResponseCache:
         finally:
             state.listening = False
             state.entries.clear()
-            self._subs.pop(sub_account_id, None)
+            if self._subs.get(sub_account_id) is state:
+                self._subs.pop(sub_account_id, None)
+                self._listeners.pop(sub_account_id, None)
 
     def generation(self, sub_account_id: uuid.UUID) -> int:
         return self._state(sub_account_id).generation
@@ -115,10 +138,6 @@ class ResponseCache:
             state.entries.pop(key, None)
             return None
         return entry
-
-    def get(self, sub_account_id: uuid.UUID, key: Any) -> Any:
-        entry = self._entry(sub_account_id, key)
-        return entry.result if entry is not None else None
 
     def get_body(self, sub_account_id: uuid.UUID, key: Any) -> bytes | None:
         entry = self._entry(sub_account_id, key)
@@ -146,9 +165,10 @@ class ResponseCache:
             state.entries.clear()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = list(self._listeners.values())
+        for sub_account_id in list(self._subs):
+            self._evict(sub_account_id)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _root_field_names(selection_set: SelectionSetNode, fragments: dict[str, Any], seen: set[str]) -> Iterator[str]:
@@ -180,7 +200,8 @@ def is_shared_read(document: DocumentNode, operation_name: str | None) -> bool:
 
 
 class CachedSharedReads(SchemaExtension):
-    """Serves and fills the ``ResponseCache`` around execution (after parse and validation)."""
+    """Decides what is cacheable and fills the ``ResponseCache`` after execution; the HTTP
+    view is the one place that serves from it (the encoded body, before any parsing)."""
 
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
@@ -203,11 +224,6 @@ class CachedSharedReads(SchemaExtension):
             return
         sub_account_id = viewer.sub_account_id
         generation = cache.generation(sub_account_id)  # also starts the invalidation listener
-        cached = cache.get(sub_account_id, key)
-        if cached is not None:
-            ec.result = cached  # strawberry skips execution when a result is already set
-            yield
-            return
         yield
         result = ec.result
         if result is not None and not getattr(result, "errors", None):

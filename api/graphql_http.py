@@ -110,9 +110,12 @@ def _error_body(message: str, code: str | None = None) -> bytes:
     return json.dumps({"errors": [error]}, separators=(",", ":")).encode()
 
 
+def _body_media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 def _is_multipart(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    return request.method == "POST" and content_type.split(";", 1)[0].strip().lower() == MULTIPART_FORM_DATA
+    return request.method == "POST" and _body_media_type(request) == MULTIPART_FORM_DATA
 
 
 class _BodyTooLarge(Exception):
@@ -139,12 +142,9 @@ class _BoundedReceive:
 
 def _check_multipart_headers(request: Request) -> None:
     """Refuse, before reading anything, a multipart request without a preflight header
-    or one that declares a body larger than any we accept."""
+    (a declared size past the limit was refused in ``__call__`` already)."""
     if not any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
         raise HTTPException(400, "a multipart request needs a GraphQL-Require-Preflight header (CSRF protection)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_MULTIPART_BYTES:
-        raise HTTPException(413, "request body too large")
 
 
 async def _parse_multipart_form(request: Request) -> None:
@@ -182,8 +182,7 @@ async def _read_request(request: Request) -> GraphQLRequest | None:
         return http_request.from_query_params(request.query_params)
     if request.method != "POST":
         return None  # Strawberry answers 405
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != APPLICATION_JSON:
+    if _body_media_type(request) != APPLICATION_JSON:
         raise BadRequest(415, "send the request as application/json (or multipart/form-data with files)")
     try:
         return http_request.from_json_body(await request.body())

@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from api.origins import allowed_origins
 from api.pages import FLOW_PARAM, short_reason, sign_in_outcome_page
 from sync_engine.domain import Provider
 from sync_engine.rules.redirects import is_allowed_redirect
 from sync_engine.runtime import Runtime
-from sync_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ _OUR_PARAMS = (FLOW_PARAM, "emailConnection", "reason")
 
 # A form_post answer is a handful of short fields; anything larger is not one.
 MAX_FORM_BYTES = 16 * 1024
-
-
-def allowed_redirect_origins(settings: Settings) -> list[str]:
-    """Where a sign-in may return to: the configured browser origins and the API's own."""
-    return [*settings.allowed_origins, settings.public_base_url]
 
 
 async def _callback_params(request: Request) -> dict[str, str] | None:
@@ -89,7 +84,7 @@ async def oauth_callback(request: Request) -> Response:
         log.info("%s sign-in failed: %s", provider.value, short_reason(answer.error))
     if answer.return_to is None:
         return sign_in_outcome_page(request, answer.flow_token, answer.error, provider=provider.value)
-    if not is_allowed_redirect(answer.return_to, allowed_redirect_origins(rt.settings)):
+    if not is_allowed_redirect(answer.return_to, allowed_origins(rt.settings)):
         log.warning("%s sign-in: its return address is outside the allowed origins; not redirected", provider.value)
         return sign_in_outcome_page(request, None, "return_address_not_allowed", provider=provider.value)
     return RedirectResponse(

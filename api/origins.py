@@ -10,11 +10,10 @@ are not affected.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from sync_engine.rules.redirects import normalised_origins
 from sync_engine.settings import Settings
 
 # What a browser app sends: credentials, JSON or multipart bodies, and the CSRF preflight
@@ -24,14 +23,10 @@ ALLOWED_HEADERS = ["authorization", "content-type", "x-api-key", "accept", "grap
 PREFLIGHT_MAX_AGE = 600
 
 
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def allowed_origins(settings: Settings) -> list[str]:
-    own = origin_of(settings.public_base_url)
-    return sorted({own, *(origin.lower() for origin in settings.allowed_origins)})
+    """The configured browser origins and the API's own, normalised (``rules.redirects``):
+    what CORS, the WebSocket origin check and OAuth redirects all accept."""
+    return sorted(normalised_origins([*settings.allowed_origins, settings.public_base_url]))
 
 
 def cors_middleware(settings: Settings) -> Middleware:

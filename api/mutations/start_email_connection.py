@@ -15,7 +15,7 @@ from typing import Annotated
 import strawberry
 
 from api.context import Info
-from api.oauth_routes import allowed_redirect_origins
+from api.origins import allowed_origins
 from api.types.email_connection import EmailProvider
 from api.types.user_errors import EmailConnectionError, service_errors_as
 from sync_engine.domain import Provider
@@ -64,7 +64,7 @@ async def begin_sign_in(info: Info, input: StartEmailConnectionInput) -> str:
     if input.login_hint is not None and not is_valid_email(input.login_hint):
         raise ServiceError("INVALID_LOGIN_HINT", "loginHint must be an email address", "loginHint")
     if input.redirect_uri is not None:
-        problem = redirect_uri_problem(input.redirect_uri, allowed_redirect_origins(info.context.runtime.settings))
+        problem = redirect_uri_problem(input.redirect_uri, allowed_origins(info.context.runtime.settings))
         if problem is not None:
             raise ServiceError("INVALID_REDIRECT_URI", problem, "redirectUri")
     return await start_connection(

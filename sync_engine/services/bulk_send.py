@@ -74,10 +74,6 @@ async def send_bulk_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uu
         call = idempotency.IdempotentCall(sub_account_id, caller, request.idempotency_key, "send:bulk",
                                           idempotency.fingerprint(payload))
 
-    async def lookup(c: idempotency.IdempotentCall) -> uuid.UUID | None:
-        async with rt.sessions.begin() as session:
-            return await idempotency.earlier_result(session, c)
-
     async def replay(bulk_send_id: uuid.UUID) -> BulkSend:
         async with rt.sessions() as session:
             found = await repo.bulk_send(session, sub_account_id, bulk_send_id)
@@ -91,7 +87,7 @@ async def send_bulk_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uu
         await publish_progress(rt, bulk.sub_account_id, bulk.id)
         return bulk
 
-    return await idempotency.run_once(call, lookup, perform, replay)
+    return await idempotency.run_once(rt, call, perform, replay)
 
 
 async def _queue(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID, recipients: list[str],

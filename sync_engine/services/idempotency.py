@@ -80,23 +80,28 @@ async def purge_expired(rt: Runtime) -> int:
         return await repo.purge_idempotency_keys(session, utcnow())
 
 
+async def _earlier(rt: Runtime, call: IdempotentCall) -> uuid.UUID | None:
+    async with rt.sessions.begin() as session:
+        return await earlier_result(session, call)
+
+
 async def run_once(
+    rt: Runtime,
     call: IdempotentCall | None,
-    lookup: Callable[[IdempotentCall], Awaitable[uuid.UUID | None]],
     perform: Callable[[], Awaitable[T]],
     replay: Callable[[uuid.UUID], Awaitable[T]],
 ) -> T:
-    """``perform`` unless ``lookup`` finds an earlier result, which ``replay`` answers
-    with; a duplicate that lost the race on the key is answered like a replay."""
+    """``perform`` unless an earlier request with the key has a result, which ``replay``
+    answers with; a duplicate that lost the race on the key is answered like a replay."""
     if call is None:
         return await perform()
-    earlier = await lookup(call)
+    earlier = await _earlier(rt, call)
     if earlier is not None:
         return await replay(earlier)
     try:
         return await perform()
     except IntegrityError:
-        earlier = await lookup(call)
+        earlier = await _earlier(rt, call)
         if earlier is None:
             raise
         return await replay(earlier)

@@ -25,7 +25,7 @@ from sync_engine.content import sanitize_html, snippet
 from sync_engine.domain import OutgoingAttachment
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.queue import enqueue_after_commit
-from sync_engine.rules.outbound import Draft, all_recipients, check_draft, missing_contacts
+from sync_engine.rules.outbound import Draft, Problem, all_recipients, check_draft, missing_contacts
 from sync_engine.rules.sender import EmailKind
 from sync_engine.rules.threading import references_for_reply, reply_subject
 from sync_engine.runtime import Runtime
@@ -59,9 +59,9 @@ class SendRequest:
         return idempotency.fingerprint({"kind": kind.value, "user": str(user_id), **data})
 
 
-def raise_problem(problem: object | None) -> None:
+def raise_problem(problem: Problem | None) -> None:
     if problem is not None:
-        raise ServiceError(problem.code, problem.message, problem.field)  # type: ignore[attr-defined]
+        raise ServiceError(problem.code, problem.message, problem.field)
 
 
 async def send_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uuid.UUID, request: SendRequest,
@@ -90,10 +90,6 @@ async def _send_one(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, use
         call = idempotency.IdempotentCall(sub_account_id, caller, request.idempotency_key, f"send:{kind.value}",
                                           request.fingerprint(kind, user_id))
 
-    async def lookup(c: idempotency.IdempotentCall) -> uuid.UUID | None:
-        async with rt.sessions.begin() as session:
-            return await idempotency.earlier_result(session, c)
-
     async def replay(message_id: uuid.UUID) -> Message:
         async with rt.sessions() as session:
             message = await session.get(Message, message_id)
@@ -105,7 +101,7 @@ async def _send_one(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, use
         await _announce(rt, message, outbox_id, new_thread)
         return message
 
-    return await idempotency.run_once(call, lookup, perform, replay)
+    return await idempotency.run_once(rt, call, perform, replay)
 
 
 async def _queue(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,

@@ -5,7 +5,8 @@ app uses it as is; otherwise the lifespan opens one with ``open_runtime(settings
 and closes it on shutdown.
 
 Routes: ``/graphql`` (GET, POST, WebSocket graphql-transport-ws, GraphiQL on GET
-text/html), ``/healthz``, ``/webhooks/graph``, ``/webhooks/gmail``,
+text/html), ``/healthz``, ``/readyz``, ``/metrics`` (api/health.py, api/observability.py),
+``/webhooks/graph``, ``/webhooks/gmail``,
 ``/oauth/{provider}/callback``, ``/attachments/{id}`` (signed attachment downloads).
 """
 
@@ -17,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -26,6 +28,8 @@ from api.attachment_routes import download_attachment
 from api.auth import Authenticator
 from api.graphiql import graphiql_assets_route
 from api.graphql_http import GraphQLView
+from api.health import DependencyChecks, readyz
+from api.observability import RequestObservability, metrics_endpoint
 from api.origins import allowed_origins, cors_middleware
 from api.oauth_routes import oauth_callback
 from api.pages import connected_page
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 yield
             finally:
                 await graphql.close()
+                await dependency_checks.close()
             return
         async with open_runtime(settings or get_settings()) as rt:
             app.state.runtime = rt
@@ -87,16 +92,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 yield
             finally:
                 await graphql.close()
+                await dependency_checks.close()
 
     edge_settings = runtime.settings if runtime is not None else (settings or get_settings())
-    app = Starlette(lifespan=lifespan, middleware=[cors_middleware(edge_settings)])
+    # Outermost: request id, request metrics and the access line see every answer, CORS's too.
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(RequestObservability, settings=edge_settings),
+                                                   cors_middleware(edge_settings)])
     graphql = _LazyGraphQL(app.state)
+    dependency_checks = app.state.dependency_checks = DependencyChecks(edge_settings)
     app.router.routes.extend(
         [
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             graphiql_assets_route(),  # GraphiQL's vendored JS/CSS, so the IDE works offline
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),  # database (and Redis) answer: 200, else 503
+            Route("/metrics", metrics_endpoint, methods=["GET"]),  # Prometheus
             Route("/attachments/{attachment_id:uuid}", download_attachment, methods=["GET"]),
             Route("/webhooks/graph", graph_webhook, methods=["POST"]),
             Route("/webhooks/gmail", gmail_webhook, methods=["POST"]),

@@ -6,15 +6,39 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from cryptography.fernet import Fernet
 
 
+def _fail(message: str) -> NoReturn:
+    """Stop with one line on stderr (no traceback) and a non-zero exit code."""
+    print(f"emailsync: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
     from sync_engine.settings import get_settings
 
     get_settings.cache_clear()
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "EMAILSYNC_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        _fail(f"invalid {name}: {first['msg']}")
+
+
+def _preflight(check, settings) -> None:  # type: ignore[no-untyped-def]
+    """Run a start-up check of api/preflight.py; its failure is one line, not a traceback."""
+    from api.preflight import PreflightError
+
+    try:
+        check(settings)
+    except PreflightError as exc:
+        _fail(str(exc))
 
 
 def _refuse_unsafe_exposure(settings) -> None:  # type: ignore[no-untyped-def]
@@ -30,9 +54,11 @@ def _refuse_unsafe_exposure(settings) -> None:  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(_args: argparse.Namespace) -> None:
+    from api.preflight import check_migrate
     from db.migrate import upgrade
 
     settings = _settings()
+    _preflight(check_migrate, settings)
     upgrade(settings.database_url)
     print("database is up to date")
 
@@ -41,22 +67,40 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.observability import uvicorn_log_options
+    from api.preflight import check_serve
+    from sync_engine.logging_setup import configure_logging
 
     settings = _settings()
     _refuse_unsafe_exposure(settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    _preflight(check_serve, settings)
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, **uvicorn_log_options(settings))
 
 
 def cmd_worker(_args: argparse.Namespace) -> None:
-    import logging
+    from api.preflight import check_worker
+    from sync_engine.logging_setup import configure_logging
+    from sync_engine.worker_metrics import start_worker_metrics
 
+    settings = _settings()
+    _refuse_unsafe_exposure(settings)
+    _preflight(check_worker, settings)  # before sync_engine.worker, which reads the Redis URL on import
+    configure_logging(settings)
+    try:
+        start_worker_metrics(settings)
+    except OSError as exc:
+        _fail(f"cannot serve worker metrics on {settings.worker_metrics_host}:{settings.worker_metrics_port} "
+              f"({exc.strerror or type(exc).__name__}): check EMAILSYNC_WORKER_METRICS_PORT")
+    from sync_engine import worker
+
+    run_forever = getattr(worker, "run_forever", None)  # the supervised loop, where the worker module has it
+    if run_forever is not None:
+        run_forever()
+        return
     from arq.worker import run_worker
 
-    logging.basicConfig(level=os.environ.get("EMAILSYNC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from sync_engine.worker import WorkerSettings
-
-    _refuse_unsafe_exposure(_settings())
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run_worker(worker.WorkerSettings)  # type: ignore[arg-type]
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:

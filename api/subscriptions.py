@@ -1,6 +1,8 @@
 """The root ``Subscription`` type (graphql-transport-ws).
 
-Each subscription listens on an event-bus channel of the caller's sub-account and
+Each mail or connection subscription reads the caller's sub-account's event log through
+the process's feed (``sync_engine.event_feed``): from the client's ``after`` cursor it
+replays what the client missed, then goes live, each event once and in order. It
 yields a ``SyncEvent`` whose objects are loaded on demand, scoped like any query.
 Checks happen before the stream starts, so a refused subscription answers with an
 ``error`` message and never receives anything.
@@ -24,20 +26,14 @@ from strawberry.types.nodes import SelectedField
 
 from api.context import Info
 from api.dataloaders.event_scope import event_scopes
-from api.errors import NotFoundError
+from api.errors import BadUserInput, NotFoundError
 from api.ids import parse_global_id
 from api.permissions import IsMember
 from api.types.bulk_send import BulkSendEvent, BulkSendEventType, BulkSendStatus, load_bulk_send
-from api.types.event import LOADED_FIELDS, SyncEvent, SyncEventType, preload
+from api.types.event import LOADED_FIELDS, SyncEvent, SyncEventType, decode_event_cursor, preload
 from db.repositories import threads
-from sync_engine.events import (
-    DomainEvent,
-    EventType,
-    bulk_send_channel,
-    connection_channel,
-    subaccount_channel,
-    thread_channel,
-)
+from sync_engine import metrics
+from sync_engine.events import DomainEvent, EventType, bulk_send_channel
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +47,10 @@ def _uuid(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+AFTER_DESCRIPTION = ("The cursor of the last event the client received: the events after it are replayed, then "
+                     "the stream goes live. Omitted: from now on.")
 
 
 def to_sync_event(event: DomainEvent) -> SyncEvent | None:
@@ -68,13 +68,14 @@ def to_sync_event(event: DomainEvent) -> SyncEvent | None:
         thread_db_id=_uuid(event.thread_id),
         message_db_id=_uuid(event.message_id),
         connection_db_id=_uuid(event.connection_id),
+        seq=event.seq or 0,
     )
 
 
 def _event_key(event: DomainEvent) -> tuple[str | None, ...]:
     # What identifies one published event, equal on every channel it went out on.
     return (event.type, event.thread_id, event.message_id, event.connection_id, event.user_id, event.status,
-            event.occurred_at)
+            event.occurred_at, event.seq)
 
 
 def shared_sync_event(info: Info, sub_account_id: uuid.UUID, event: DomainEvent) -> SyncEvent | None:
@@ -106,23 +107,33 @@ def _selected_loads(info: Info) -> frozenset[str]:
     return frozenset(names) & LOADED_FIELDS
 
 
+def _parse_after(after: str | None) -> int | None:
+    if after is None:
+        return None
+    seq = decode_event_cursor(after)
+    if seq is None:
+        raise BadUserInput("after is not an event cursor")
+    return seq
+
+
 async def _stream(
-    info: Info, channel: str, sub_account_id: uuid.UUID, accept: Callable[[DomainEvent], bool]
+    info: Info, sub_account_id: uuid.UUID, after: int | None, accept: Callable[[DomainEvent], bool]
 ) -> AsyncGenerator[SyncEvent, None]:
     loads = _selected_loads(info)
-    async with info.context.runtime.events.subscribe(channel) as events:
+    feeds = info.context.runtime.feeds
+    # The sub-account's log is the belt; the filter's own sub-account check the braces.
+    sub = str(sub_account_id)
+    async with feeds.listen(sub_account_id, after, lambda e: e.sub_account_id == sub and accept(e)) as events:
         async for event in events:
             if event.type == EventType.EVENTS_MISSED:  # no ids, nothing to scope: always passed on
-                yield SyncEvent(type=SyncEventType.EVENTS_MISSED, occurred_at=datetime.now(UTC),
-                                thread_db_id=None, message_db_id=None, connection_db_id=None)
-                continue
-            # Channels are per sub-account already; this is the belt to those braces.
-            if event.sub_account_id != str(sub_account_id) or not accept(event):
+                yield SyncEvent(type=SyncEventType.EVENTS_MISSED, occurred_at=datetime.now(UTC), thread_db_id=None,
+                                message_db_id=None, connection_db_id=None, seq=event.seq or 0)
                 continue
             sync_event = shared_sync_event(info, sub_account_id, event)
             if sync_event is not None:
                 if loads:
                     await preload(sync_event, loads)
+                metrics.EVENTS_DELIVERED.inc()
                 yield sync_event
 
 
@@ -133,9 +144,11 @@ class Subscription:
         permission_classes=[IsMember],
     )
     async def thread_events(
-        self, info: Info, thread_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the thread.")]
+        self, info: Info, thread_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the thread.")],
+        after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
+        start = _parse_after(after)
         tid = parse_global_id(thread_id, "Thread")
         found = []
         if tid is not None:
@@ -143,29 +156,36 @@ class Subscription:
                 found = await threads.threads_by_ids(conn, viewer.sub_account_id, [tid])
         if not found:
             raise NotFoundError("thread not found")
-        return _stream(info, thread_channel(tid), viewer.sub_account_id, lambda e: e.thread_id == str(tid))
+        thread = str(tid)
+        return _stream(info, viewer.sub_account_id, start,
+                       lambda e: e.thread_id == thread and e.type in _MAIL_EVENTS)
 
     @strawberry.subscription(
         description="New and changed threads and messages of the caller's sub-account.",
         permission_classes=[IsMember],
     )
-    async def inbox_events(self, info: Info) -> AsyncGenerator[SyncEvent, None]:
+    async def inbox_events(
+        self, info: Info, after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
+    ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
-        return _stream(
-            info, subaccount_channel(viewer.sub_account_id), viewer.sub_account_id, lambda e: e.type in _MAIL_EVENTS
-        )
+        return _stream(info, viewer.sub_account_id, _parse_after(after), lambda e: e.type in _MAIL_EVENTS)
 
     @strawberry.subscription(
         description="State changes of the caller's mailbox connection (for API keys: every connection of the "
         "sub-account).",
         permission_classes=[IsMember],
     )
-    async def email_connection_events(self, info: Info) -> AsyncGenerator[SyncEvent, None]:
+    async def email_connection_events(
+        self, info: Info, after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
+    ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
-        is_connection_event: Callable[[DomainEvent], bool] = lambda e: e.type == EventType.CONNECTION_CHANGED  # noqa: E731
-        if viewer.user_id is not None:
-            return _stream(info, connection_channel(viewer.user_id), viewer.sub_account_id, is_connection_event)
-        return _stream(info, subaccount_channel(viewer.sub_account_id), viewer.sub_account_id, is_connection_event)
+        start = _parse_after(after)
+        owner = str(viewer.user_id) if viewer.user_id is not None else None
+
+        def accept(e: DomainEvent) -> bool:
+            return e.type == EventType.CONNECTION_CHANGED and (owner is None or e.user_id == owner)
+
+        return _stream(info, viewer.sub_account_id, start, accept)
 
     @strawberry.subscription(
         description="Progress of a bulk email of the caller's sub-account: its state at once, then after each "

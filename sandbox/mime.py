@@ -4,16 +4,26 @@ Rendering produces the canonical bytes stored on every message (Graph ``$value``
 and Gmail ``format=raw`` serve them; Gmail ``format=full`` parses them), so the
 threading headers (Message-ID, In-Reply-To, References) must be present.
 Parsing is deliberately forgiving: inbound mail in the wild is often malformed,
-and a simulator that rejects it would hide the adapters' own parsing bugs.
+and a simulator that rejects it would hide the adapters' own parsing bugs. What it
+extracts follows what Exchange and Gmail show of such mail:
+- raw 8-bit header bytes are read as UTF-8 (RFC 6532), else as Windows-1252;
+- an attached message (``message/rfc822``, even with a transfer encoding it may not
+  carry) is one attachment, its text never the outer message's body;
+- a multipart whose parts cannot be found (no delimiter in the body) shows its
+  content as plain text rather than as a nameless attachment;
+- an unknown charset label (``x-mac-cyrillic``) falls back to its plain name, then UTF-8.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.header
 import email.policy
 import email.utils
 import html
+import quopri
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,17 +131,34 @@ class ParsedMail:
     attachments: list[ParsedAttachment] = field(default_factory=list)
 
 
-def _addresses(raw_values: list[str]) -> list[Address]:
-    pairs = email.utils.getaddresses([str(v) for v in raw_values])
-    return [Address(address=addr, name=name) for name, addr in pairs if addr]
+def _readable(value: object) -> str:
+    """A header value as text: the parser keeps raw 8-bit bytes as surrogate escapes."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def _raw_all(msg: StdMessage, name: str) -> list[str]:
+    """Every value of a header as it came (``get`` would turn raw 8-bit bytes into U+FFFD)."""
+    wanted = name.lower()
+    return [value for key, value in msg.raw_items() if key.lower() == wanted]
+
+
+def _addresses(msg: StdMessage, name: str) -> list[Address]:
+    pairs = email.utils.getaddresses([_readable(v) for v in _raw_all(msg, name)])
+    return [Address(address=addr, name=_decode_words(name) if name else name) for name, addr in pairs if addr]
 
 
 def _header(msg: StdMessage, name: str) -> str | None:
-    try:
-        value = msg.get(name)
-    except Exception:  # malformed header: the policy may raise while parsing it
-        value = None
-    return None if value is None else str(value).strip()
+    values = _raw_all(msg, name)
+    return _readable(values[0]).strip() if values else None
 
 
 def _message_ids(value: str | None) -> list[str]:
@@ -149,23 +176,72 @@ def _decode_part(part: StdMessage) -> bytes:
 def _text_of(part: StdMessage) -> str:
     data = _decode_part(part)
     charset = part.get_content_charset() or "utf-8"
+    for name in (charset, charset.removeprefix("x-"), "utf-8"):
+        try:
+            return data.decode(name, errors="replace")
+        except LookupError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def _attached_message(part: StdMessage) -> ParsedAttachment:
+    """A ``message/rfc822`` part as the one attachment it is: its bytes (transfer-decoded
+    when a mailer encoded it anyway), named by its file name or its own Subject."""
+    inner = part.get_payload()
+    data = inner[0].as_bytes() if isinstance(inner, list) and inner else _decode_part(part)
+    encoding = (_header(part, "Content-Transfer-Encoding") or "").lower()
+    if encoding in ("base64", "quoted-printable"):
+        # The parser read the encoded text as if it were a message: decode that text.
+        data = _transfer_decoded(data, encoding)
+    subject = ""
+    if isinstance(inner, list) and inner:
+        subject = _decode_words(_header(inner[0], "Subject") or "")
+    if encoding in ("base64", "quoted-printable"):
+        subject = _decode_words(_header(email.message_from_bytes(data, policy=email.policy.compat32), "Subject") or "")
+    disposition = (_header(part, "Content-Disposition") or "").split(";")[0].strip().lower()
+    return ParsedAttachment(
+        filename=_filename_of(part) or subject or "message",
+        content_type="message/rfc822",
+        data=data,
+        content_id=(_header(part, "Content-ID") or "").strip("<>") or None,
+        is_inline=disposition == "inline",
+    )
+
+
+def _transfer_decoded(raw: bytes, encoding: str) -> bytes:
     try:
-        return data.decode(charset, errors="replace")
-    except LookupError:
-        return data.decode("utf-8", errors="replace")
+        return base64.b64decode(raw) if encoding == "base64" else quopri.decodestring(raw)
+    except (binascii.Error, ValueError):
+        return raw
+
+
+def _filename_of(part: StdMessage) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # malformed RFC 2231 parameters
+        return None
+    return _decode_words(_readable(name)) if name else None
+
+
+def _leaves(msg: StdMessage, depth: int = 0) -> list[StdMessage]:
+    """Leaf parts in order, not descending into attached messages (nor past a hostile depth)."""
+    payload = msg.get_payload()
+    if msg.get_content_type() == "message/rfc822" or not isinstance(payload, list) or depth > 32:
+        return [msg]
+    return [leaf for child in payload for leaf in _leaves(child, depth + 1)]
 
 
 def parse(raw: bytes) -> ParsedMail:
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     parsed = ParsedMail(subject=_decode_words(_header(msg, "Subject") or ""))
-    froms = _addresses(msg.get_all("From", []))
+    froms = _addresses(msg, "From")
     parsed.from_ = froms[0] if froms else None
-    senders = _addresses(msg.get_all("Sender", []))
+    senders = _addresses(msg, "Sender")
     parsed.sender = senders[0] if senders else parsed.from_
-    parsed.to = _addresses(msg.get_all("To", []))
-    parsed.cc = _addresses(msg.get_all("Cc", []))
-    parsed.bcc = _addresses(msg.get_all("Bcc", []))
-    parsed.reply_to = _addresses(msg.get_all("Reply-To", []))
+    parsed.to = _addresses(msg, "To")
+    parsed.cc = _addresses(msg, "Cc")
+    parsed.bcc = _addresses(msg, "Bcc")
+    parsed.reply_to = _addresses(msg, "Reply-To")
     ids_ = _message_ids(_header(msg, "Message-ID"))
     # RFC 5322 caps a line at 998 characters; overlong ids are not trusted.
     parsed.message_id = ids_[0] if ids_ and len(ids_[0]) <= 998 else None
@@ -178,18 +254,24 @@ def parse(raw: bytes) -> ParsedMail:
             parsed.date = email.utils.parsedate_to_datetime(date)
         except (TypeError, ValueError):
             parsed.date = None
-    parsed.custom_headers = [(k, str(v)) for k, v in msg.items() if k.lower().startswith("x-")]
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-        filename = part.get_filename()
+    parsed.custom_headers = [(k, _readable(v)) for k, v in msg.raw_items() if k.lower().startswith("x-")]
+    for part in _leaves(msg):
         ctype = part.get_content_type()
+        if ctype == "message/rfc822" and part is not msg:
+            parsed.attachments.append(_attached_message(part))
+            continue
+        if part.get_content_maintype() in ("multipart", "message") and not part.is_multipart():
+            # Its parts could not be found (no delimiter): what it holds is shown as text.
+            if parsed.text is None:
+                parsed.text = _text_of(part)
+            continue
+        disposition = (_header(part, "Content-Disposition") or "").split(";")[0].strip().lower()
+        filename = _filename_of(part)
         if filename or disposition == "attachment" or not ctype.startswith("text/"):
-            content_id = (part.get("Content-ID") or "").strip().strip("<>") or None
+            content_id = (_header(part, "Content-ID") or "").strip("<>") or None
             parsed.attachments.append(
                 ParsedAttachment(
-                    filename=_decode_words(filename or "attachment"),
+                    filename=filename or "attachment",
                     content_type=ctype,
                     data=_decode_part(part),
                     content_id=content_id,

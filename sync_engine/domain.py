@@ -89,7 +89,7 @@ class SyncPage:
     """A batch of changes plus the cursor to store *with* them, in one transaction.
 
     Replaying a page (after a crash before commit) must be harmless: the engine
-    dedupes by provider id and Message-ID.
+    dedupes by provider id (only the Sent copy of a CRM send is matched by its Message-ID).
     """
 
     changes: list[MailChange]

@@ -1,95 +1,136 @@
-"""broadcaster backends with the supervision broadcaster 0.3.1 lacks.
+"""A broadcaster backend for Redis pub/sub that survives Redis going away.
 
-broadcaster's Redis backend reads pub/sub messages in a task that dies on the first
-connection error: after a Redis restart, publishing works again but subscribers
-silently receive nothing more (DESIGN.md section 6). Here the reader survives: on a
-connection error it waits (with backoff), reconnects and resubscribes to every
-channel that still has listeners, then goes on delivering. Whatever was published
-while it was away is gone (Redis pub/sub keeps nothing), so each of those channels
-first gets an ``EVENTS_MISSED`` event: subscribers refetch instead of silently
-showing stale data.
+broadcaster 0.3.1's own Redis backend reads in a task that dies on the first connection
+error: after a Redis restart publishing works again but subscribers silently receive
+nothing more (DESIGN.md section 6). This one implements broadcaster's public
+``BroadcastBackend`` interface on redis-py's public pub/sub API, and its reader
+survives: on a connection error it waits (with capped backoff), reconnects and
+resubscribes to every channel that still has listeners, then tells each of those
+channels ``BUS_RESUMED``. What was published meanwhile is not lost: it is in the event
+log, and the channel's readers fill the gap from there on that marker.
+
+Subscribing never fails while Redis is away (the channel is subscribed on reconnect),
+so a subscription started during an outage simply starts receiving when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
-from broadcaster._backends.redis import RedisBackend
+from broadcaster import BroadcastBackend, Event
 from redis import asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from broadcaster import Event
-
+from sync_engine import metrics
 from sync_engine.events import DomainEvent
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 5.0
 CONNECT_TIMEOUT = 5.0
+# A half-open connection (Redis host gone silent) is noticed by a PING this often.
+HEALTH_CHECK_SECONDS = 10
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class SupervisedRedisBackend(RedisBackend):
+class ResilientRedisBackend(BroadcastBackend):
     def __init__(self, url: str) -> None:
-        super().__init__(url)
-        # A silent Redis host (packets dropped, nothing refused) must not hold a publish for
-        # the OS connect timeout (minutes): fail fast, the bus is best effort anyway.
-        self._conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
-        self._pubsub = self._conn.pubsub()
+        # Fail fast on a silent host instead of the OS connect timeout (minutes).
+        self._conn = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT,
+                                          health_check_interval=HEALTH_CHECK_SECONDS)
+        self._pubsub: Any = None
         self._channels: set[str] = set()
+        self._received: asyncio.Queue[Event] = asyncio.Queue()
+        self._has_channels = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
         self.reconnects = 0  # observable in tests and metrics
+
+    async def connect(self) -> None:
+        self._pubsub = self._conn.pubsub()
+        self._reader = asyncio.create_task(self._read_forever(), name="event-bus-reader")
+
+    async def disconnect(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await _quietly_close(self._pubsub)
+        await self._conn.aclose()
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
+        self._has_channels.set()
         try:
-            await super().subscribe(channel)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            # Refused while Redis is away: nobody listens on it, so the reconnect must not
-            # resubscribe it. (broadcaster 0.3.1 then masks this error with a KeyError in its
-            # own cleanup; the subscription fails either way.)
-            self._channels.discard(channel)
-            raise
+            await self._pubsub.subscribe(channel)
+        except _LOST:
+            pass  # the reader resubscribes every channel once Redis is back
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        await super().unsubscribe(channel)
+        try:
+            await self._pubsub.unsubscribe(channel)
+        except _LOST:
+            pass  # the connection is gone, and the channel with it
 
-    async def _pubsub_listener(self) -> None:
+    async def publish(self, channel: str, message: Any) -> None:
+        await self._conn.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        return await self._received.get()
+
+    async def _read_forever(self) -> None:
         while True:
-            await self._ready.wait()
+            if not self._channels:
+                self._has_channels.clear()
+                await self._has_channels.wait()
             try:
-                async for message in self._pubsub.listen():
-                    if message["type"] == "message":
-                        await self._queue.put(Event(channel=message["channel"].decode(), message=message["data"].decode()))
-                self._ready.clear()  # no channel left: wait for the next subscription
+                if not self._pubsub.subscribed:
+                    # Subscribed to nothing (all channels left, or a subscribe raced the
+                    # last unsubscribe): make sure the live set is subscribed.
+                    await self._pubsub.subscribe(*sorted(self._channels))
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except _LOST as exc:
                 log.warning("event bus lost Redis (%s); reconnecting", type(exc).__name__)
-                await self._resubscribe()
+                await self._reconnect()
+                continue
+            if message is not None and message["type"] == "message":
+                await self._received.put(Event(channel=_text(message["channel"]), message=_text(message["data"])))
 
-    async def _resubscribe(self) -> None:
+    async def _reconnect(self) -> None:
         """A fresh pub/sub connection subscribed to every live channel; retries until Redis is back."""
         backoff = 0.1
         while True:
-            try:
-                await self._pubsub.aclose()
-            except Exception:  # the old connection is already broken
-                pass
+            await _quietly_close(self._pubsub)
             self._pubsub = self._conn.pubsub()
+            channels = sorted(self._channels)
             try:
-                channels = sorted(self._channels)
                 if channels:
                     await self._pubsub.subscribe(*channels)
-                else:
-                    self._ready.clear()
-                self.reconnects += 1
-                log.info("event bus resubscribed to %d channels", len(channels))
-                missed = DomainEvent.events_missed().to_json()
-                for channel in channels:
-                    await self._queue.put(Event(channel=channel, message=missed))
-                return
-            except (RedisConnectionError, RedisTimeoutError, OSError):
+            except _LOST:
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
+                continue
+            self.reconnects += 1
+            metrics.BUS_RECONNECTS.inc()
+            log.info("event bus back on Redis, resubscribed to %d channels", len(channels))
+            marker = DomainEvent.bus_resumed().to_json()
+            for channel in channels:
+                await self._received.put(Event(channel=channel, message=marker))
+            return
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _quietly_close(pubsub: Any) -> None:
+    if pubsub is None:
+        return
+    try:
+        await pubsub.aclose()
+    except Exception:  # the old connection is already broken; nothing to release
+        pass

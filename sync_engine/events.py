@@ -1,9 +1,14 @@
-"""Domain events, published per sub-account, per thread and per connection owner.
+"""Domain events: written to the event log with their change, then relayed live.
 
-Events are small JSON documents (ids and a type, never message bodies) on a
-broadcaster channel; the API's subscriptions listen and load what they show.
-A Redis URL gives cross-process delivery (worker → API); without one the
-in-memory backend serves the embedded single-process mode.
+A change and its events commit in one transaction (``record_events``): the log in the
+database is the truth, numbered per sub-account (``seq``) so a client can say where it
+stopped. After the commit the events are relayed on a broadcaster channel (Redis
+pub/sub across processes, in-memory in the embedded mode) for low latency; a relay that
+never happens (a crash right after the commit, Redis down) only delays delivery, since
+readers (``sync_engine.event_feed``) fill every gap from the log.
+
+Events are small (ids and a type, never message bodies); subscribers load what they
+show with their own scope.
 """
 
 from __future__ import annotations
@@ -11,14 +16,18 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.repositories import events as event_log
+from sync_engine import metrics
 from sync_engine.domain import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -31,21 +40,21 @@ class EventType:
     CONNECTION_CHANGED = "connection_changed"
     # A bulk send's counters moved (a delivery finished) or it completed.
     BULK_SEND_PROGRESS = "bulk_send_progress"
-    # Not a change: the bus lost its connection and may have dropped events on this
-    # channel. Carries no ids (it is not scoped to anything); subscribers refetch.
+    # Told to a client whose cursor is older than the log's retention (or unknown):
+    # what it missed cannot be replayed, so it refetches. Never stored.
     EVENTS_MISSED = "events_missed"
+    # Not an event: the bus was away and is back; readers of the channel check the log
+    # for what was published meanwhile. Never stored, never shown to clients.
+    BUS_RESUMED = "bus_resumed"
+
+
+# Relayed only, not logged: a bulk send's progress is a counter on its row, and its
+# subscription starts from a snapshot of that row, so there is nothing to replay.
+UNLOGGED_TYPES = frozenset({EventType.BULK_SEND_PROGRESS})
 
 
 def subaccount_channel(sub_account_id: uuid.UUID | str) -> str:
     return f"subaccount.{sub_account_id}"
-
-
-def thread_channel(thread_id: uuid.UUID | str) -> str:
-    return f"thread.{thread_id}"
-
-
-def connection_channel(user_id: uuid.UUID | str) -> str:
-    return f"connection.{user_id}"
 
 
 def bulk_send_channel(bulk_send_id: uuid.UUID | str) -> str:
@@ -63,6 +72,8 @@ class DomainEvent:
     status: str | None = None
     bulk_send_id: str | None = None
     occurred_at: str = field(default_factory=utc_now_iso)
+    # The event's number in its sub-account's log, set when it is recorded.
+    seq: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -72,22 +83,58 @@ class DomainEvent:
         return cls(**json.loads(raw))
 
     @classmethod
-    def events_missed(cls) -> DomainEvent:
-        return cls(type=EventType.EVENTS_MISSED, sub_account_id="")
+    def bus_resumed(cls) -> DomainEvent:
+        return cls(type=EventType.BUS_RESUMED, sub_account_id="")
 
-    def channels(self) -> list[str]:
-        if self.bulk_send_id:  # progress goes to that bulk send's watchers only
-            return [bulk_send_channel(self.bulk_send_id)]
-        out = [subaccount_channel(self.sub_account_id)]
-        if self.thread_id:
-            out.append(thread_channel(self.thread_id))
-        if self.user_id and self.type == EventType.CONNECTION_CHANGED:
-            out.append(connection_channel(self.user_id))
-        return out
+    def channel(self) -> str:
+        # Threads and connections are read from the sub-account's ordered log (one reader
+        # per sub-account and process); progress goes to that bulk send's watchers only.
+        if self.bulk_send_id:
+            return bulk_send_channel(self.bulk_send_id)
+        return subaccount_channel(self.sub_account_id)
+
+    def log_row(self) -> dict[str, Any]:
+        """The event's columns in the log (``seq`` and the sub-account are set on append)."""
+        return {"type": self.type, "thread_id": _uuid(self.thread_id), "message_id": _uuid(self.message_id),
+                "connection_id": _uuid(self.connection_id), "user_id": _uuid(self.user_id), "status": self.status,
+                "occurred_at": datetime.fromisoformat(self.occurred_at)}
+
+    @classmethod
+    def from_log_row(cls, sub_account_id: uuid.UUID, row: Any) -> DomainEvent:
+        return cls(type=row.type, sub_account_id=str(sub_account_id), thread_id=_text(row.thread_id),
+                   message_id=_text(row.message_id), connection_id=_text(row.connection_id),
+                   user_id=_text(row.user_id), status=row.status, occurred_at=row.occurred_at.isoformat(),
+                   seq=int(row.seq))
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+async def record_events(db: AsyncConnection | AsyncSession, events: Sequence[DomainEvent]) -> None:
+    """Write ``events`` to the log inside the caller's transaction (call it last in the
+    transaction: it takes the sub-account's counter lock until commit), numbering them."""
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
+    by_sub_account: dict[str, list[DomainEvent]] = {}
+    for event in events:
+        if event.type not in UNLOGGED_TYPES:
+            by_sub_account.setdefault(event.sub_account_id, []).append(event)
+    for sub_account_id, group in sorted(by_sub_account.items()):  # one lock order: no deadlock between writers
+        rows = [event.log_row() for event in group]
+        await event_log.append(conn, uuid.UUID(sub_account_id), rows)
+        for event, row in zip(group, rows, strict=True):
+            event.seq = row["seq"]
+        metrics.EVENTS_RECORDED.inc(len(group))
 
 
 class EventBus(Protocol):
     async def publish(self, event: DomainEvent) -> None: ...
+
+    async def publish_all(self, events: Iterable[DomainEvent]) -> None: ...
 
     def subscribe(self, channel: str) -> Any:
         """An async context manager yielding an async iterator of DomainEvent."""
@@ -95,44 +142,30 @@ class EventBus(Protocol):
 
 
 class BroadcastEventBus:
-    """EventBus over a ``broadcaster.Broadcast`` (memory:// or redis://).
+    """EventBus over a ``broadcaster.Broadcast`` (memory:// or a Redis backend).
 
-    Publishing is best effort: events are announced after the change they describe has
-    committed, so a bus outage must not turn a done change into an error (a client
-    would retry a send that is already queued). Whoever may have missed something is
-    told with an ``EVENTS_MISSED`` event: subscribers whose listener lost the bus when
-    it reconnects (``event_backends``), and the channels this publisher failed to reach
-    on its next successful publish (here).
+    Relaying is best effort: the events are in the log already, and readers fill gaps
+    from it (on the next event, when the bus comes back, and by polling), so a bus
+    outage must not turn a committed change into an error (a client would retry a send
+    that is already queued).
     """
-
-    MAX_MISSED_CHANNELS = 10_000  # beyond this, an outage is announced on the first ones only
 
     def __init__(self, broadcast: Any) -> None:
         self._broadcast = broadcast
-        self._missed: set[str] = set()
-        self.dropped = 0  # events that could not be published (metrics, tests)
+        self.dropped = 0  # events that could not be relayed (metrics, tests)
 
     async def publish(self, event: DomainEvent) -> None:
-        if self._missed:
-            await self._announce_missed()
-        payload = event.to_json()
-        for channel in event.channels():
-            try:
-                await self._broadcast.publish(channel=channel, message=payload)
-            except (RedisError, OSError) as exc:  # the bus is down; the change itself is committed
-                self.dropped += 1
-                if len(self._missed) < self.MAX_MISSED_CHANNELS:
-                    self._missed.add(channel)
-                log.warning("event bus unavailable, %s event not published (%s)", event.type, type(exc).__name__)
+        try:
+            await self._broadcast.publish(channel=event.channel(), message=event.to_json())
+        except (RedisError, OSError) as exc:  # the bus is down; the change and its event are committed
+            self.dropped += 1
+            log.warning("event bus unavailable, %s event not relayed (%s)", event.type, type(exc).__name__)
+            return
+        metrics.EVENTS_RELAYED.inc()
 
-    async def _announce_missed(self) -> None:
-        marker = DomainEvent.events_missed().to_json()
-        for channel in sorted(self._missed):
-            try:
-                await self._broadcast.publish(channel=channel, message=marker)
-            except (RedisError, OSError):
-                return  # still down: the next publish tries again
-            self._missed.discard(channel)
+    async def publish_all(self, events: Iterable[DomainEvent]) -> None:
+        for event in events:
+            await self.publish(event)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[DomainEvent]]:

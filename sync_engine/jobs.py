@@ -15,7 +15,7 @@ from typing import Any
 
 from sync_engine.domain import ThrottledError
 from sync_engine.runtime import Runtime
-from sync_engine.services import bulk_send, connections, idempotency, outbox, read_state, watches
+from sync_engine.services import bulk_send, connections, event_retention, idempotency, outbox, read_state, watches
 from sync_engine.services.sync_mailbox import SyncDeferred, pending_syncs, sync_connection
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,11 @@ async def requeue_due_outbox(ctx: dict[str, Any]) -> None:
                                job_id=f"bulk:{bulk_send_id}:{uuid.uuid4().hex[:8]}")
 
 
+async def purge_event_log(ctx: dict[str, Any]) -> None:
+    """Events past the log's retention are removed (resuming from them says EVENTS_MISSED)."""
+    await event_retention.purge_expired_events(_rt(ctx))
+
+
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> None:
     """Keys older than 24 hours answer nothing any more: drop them."""
     await idempotency.purge_expired(_rt(ctx))
@@ -142,13 +147,19 @@ JOBS: dict[str, JobFunc] = {
     "requeue_read_writebacks": requeue_read_writebacks,
     "resume_pending_syncs": resume_pending_syncs,
     "purge_idempotency_keys": purge_idempotency_keys,
+    "purge_event_log": purge_event_log,
 }
 
-# (job name, period in seconds) for the periodic jobs.
+# (job name, period in seconds) for the periodic jobs; a period divides a minute or an
+# hour. The safety nets run often: after a worker died or Redis came back empty they are
+# what finds pending work in the database, so their period bounds recovery (a dead
+# worker's mailbox: its sync lease, 20 s, plus resume_pending_syncs' period). Each is
+# one small query.
 PERIODIC: list[tuple[str, int]] = [
     ("renew_expiring_watches", 3600),
-    ("requeue_due_outbox", 60),
-    ("requeue_read_writebacks", 60),
-    ("resume_pending_syncs", 60),
+    ("requeue_due_outbox", 15),
+    ("requeue_read_writebacks", 15),
+    ("resume_pending_syncs", 10),
     ("purge_idempotency_keys", 3600),
+    ("purge_event_log", 3600),
 ]

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.engine import create_engine, create_sessionmaker
 from sync_engine.crypto import SecretBox
 from sync_engine.domain import Provider
-from sync_engine.event_backends import SupervisedRedisBackend
+from sync_engine.event_backends import ResilientRedisBackend
+from sync_engine.event_feed import EventFeeds
 from sync_engine.events import BroadcastEventBus, EventBus
 from sync_engine.providers.base import MailProvider
 from sync_engine.providers.registry import build_providers
@@ -36,8 +37,13 @@ class Runtime:
     events: EventBus
     queue: JobQueue = field(init=False)
     broadcast: Broadcast | None = None
+    # Ordered, gap-free event streams for this process's subscribers (sync_engine.event_feed).
+    feeds: EventFeeds = field(init=False)
     # A name for this process, used as the owner of mailbox sync leases.
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        self.feeds = EventFeeds(self.events, self.engine, self.settings.event_poll_seconds)
 
     def provider(self, name: Provider | str) -> MailProvider:
         return self.providers[Provider(name)]
@@ -56,7 +62,7 @@ async def open_runtime(settings: Settings, *, queue: JobQueue | None = None) -> 
     _apply_ca_bundle(settings)
     engine = create_engine(settings.database_url)
     if settings.redis_url:
-        broadcast = Broadcast(backend=SupervisedRedisBackend(settings.redis_url))
+        broadcast = Broadcast(backend=ResilientRedisBackend(settings.redis_url))
     else:
         broadcast = Broadcast("memory://")
     await broadcast.connect()
@@ -76,6 +82,7 @@ async def open_runtime(settings: Settings, *, queue: JobQueue | None = None) -> 
     try:
         yield rt
     finally:
+        await rt.feeds.close()
         if owned_queue:
             await queue.close()
         await broadcast.disconnect()

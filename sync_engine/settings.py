@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Schema introspection (__schema, __type): on for `emailsync dev`, off by default elsewhere.
     introspection: bool = False
+    # The event log (README "Live events and cursors"): events older than this are purged,
+    # and a subscription resuming from an older cursor is told EVENTS_MISSED.
+    event_retention_hours: float = Field(default=168.0, gt=0)
+    # How often an API process checks the log for events its bus did not relay (a crash
+    # between a commit and its relay; an outage not yet noticed). Bounds such a delay.
+    event_poll_seconds: float = Field(default=2.0, gt=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -88,6 +94,32 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
         return value
+
+    # Operations (README "Running at scale"). Log lines go to stderr, "text" for people or
+    # "json" (one object a line: time, level, logger, message, request or job id) for a
+    # log collector; ``serve``, ``worker`` and ``dev`` all follow these.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # One line per answered HTTP request (method, route template, status, time, request id),
+    # written through the same formatter as every other line.
+    access_log: bool = True
+    # The worker's own Prometheus endpoint (``/metrics`` on this port); 0 = none.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # Bound (seconds) on each dependency check: /readyz, /metrics' readings, start-up checks.
+    check_timeout: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    # Crash recovery. How long a mailbox sync pass holds its mailbox without renewing
+    # (seconds). A live pass renews every quarter of it; a worker that dies (SIGKILL, lost
+    # host) frees its mailboxes this long after its last renewal, and the resume safety net
+    # (every 10 s) starts another pass. Longer than a database hiccup, far shorter than
+    # anyone should wait; workers' clocks must agree to well within it (NTP).
+    sync_lease_seconds: float = Field(default=20.0, ge=1, le=3600)
 
 
 def exposure_problems(settings: Settings) -> list[str]:

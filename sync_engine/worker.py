@@ -1,60 +1,137 @@
-"""``emailsync worker``: the arq worker running ``sync_engine.jobs`` on Redis.
+"""``emailsync worker``: the arq worker running ``sync_engine.jobs`` on Redis, supervised.
 
-Run with ``emailsync worker`` (or ``arq sync_engine.worker.WorkerSettings``).
+arq's own worker ends for good when Redis goes away: its poll loop raises
+``ConnectionError``, and so does its ``close()`` (DESIGN.md section 6). ``run_forever``
+owns the process instead. It builds an arq ``Worker`` from ``WorkerSettings`` and runs
+it; when that Worker stops on a Redis error, the supervisor cancels the jobs in flight
+(every job may run again: a cancelled sync pass releases its mailbox, an outbox claim
+guards its send), closes what can still be closed, logs one line, waits (capped
+exponential backoff) and starts a new Worker. Each new Worker runs the periodic safety
+nets at once: a Redis that came back empty holds no jobs, and the database is the
+truth of what is pending. SIGTERM and SIGINT stop it cleanly, in any state.
+
+The database can go away too: a job that fails because a connection was dropped
+(server restart, ``pg_terminate_backend``) or could not be opened is retried with
+backoff instead of failing (see ``db/engine.py`` for how the pool renews connections).
+
+Also runnable as plain arq (``arq sync_engine.worker.WorkerSettings``), unsupervised.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from contextlib import AsyncExitStack
+import signal
+from contextlib import AsyncExitStack, suppress
 from typing import Any
 
 from arq import Retry, cron
 from arq.connections import RedisSettings
-from arq.worker import func
+from arq.worker import Worker, create_worker, func
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
-from sync_engine.arq_queue import ArqQueue
+from sync_engine import metrics
+from sync_engine.arq_queue import ArqQueue, redis_pool
 from sync_engine.jobs import JOBS, PERIODIC, RetryLater
+from sync_engine.logging_setup import job_context
 from sync_engine.runtime import open_runtime
 from sync_engine.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+MAX_TRIES = 10
+# A periodic safety net that lost the database is tried again soon, but not for long:
+# its next tick comes within seconds anyway.
+CRON_MAX_TRIES = 3
+# Restarts after losing Redis: 0.5 s, 1 s, 2 s ... at most 10 s apart, so a worker is
+# back within seconds of Redis, without hammering a Redis that is down for long.
+RESTART_BACKOFF = ExponentialBackoff(cap=10.0, base=0.5)
+# A Worker that ran this long was healthy: the next restart starts the backoff afresh.
+HEALTHY_RUN_SECONDS = 60.0
+# How long cancelled jobs get to clean up (release leases) before the Worker is dropped.
+CLOSE_TIMEOUT = 5.0
+_REDIS_LOST = (RedisError, OSError, asyncio.TimeoutError)
 
-def _arq_job(name: str, job: Any) -> Any:
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The job failed because a connection dropped or could not be opened (the database's,
+    mostly): a passing condition, worth another try."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, OSError):  # asyncpg's connect errors are raw OSErrors, as are sockets'
+            return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False
+
+
+def _arq_job(name: str, job: Any, max_tries: int = MAX_TRIES) -> Any:
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
+        job_try = int(ctx.get("job_try", 1))
+        retry = "failed" if job_try >= max_tries else "retry"  # arq gives up after a last retry
         try:
-            return await job(ctx, *args)
+            with job_context(ctx.get("job_id"), name):  # every log line of the job carries its id
+                result = await job(ctx, *args)
         except RetryLater as exc:
+            metrics.JOB_RUNS.labels(job=name, outcome=retry).inc()
             raise Retry(defer=exc.defer_seconds) from exc
+        except asyncio.CancelledError:
+            metrics.JOB_RUNS.labels(job=name, outcome="retry").inc()  # arq runs a cancelled job again
+            raise
+        except Exception as exc:
+            if not _connection_lost(exc):
+                metrics.JOB_RUNS.labels(job=name, outcome="failed").inc()
+                raise
+            metrics.JOB_RUNS.labels(job=name, outcome=retry).inc()
+            delay = min(30.0, 2.0 ** (job_try - 1))
+            log.warning("job %s lost a connection (%s); retrying in %.0f s", name, type(exc).__name__, delay)
+            raise Retry(defer=delay) from exc
+        metrics.JOB_RUNS.labels(job=name, outcome="ok").inc()
+        return result
 
     run.__qualname__ = name
-    return func(run, name=name, max_tries=10)
+    return func(run, name=name, max_tries=max_tries)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     stack = AsyncExitStack()
-    queue = await ArqQueue.connect(settings.redis_url or "redis://127.0.0.1:6379", settings.queue_name)
+    # Jobs enqueue follow-up jobs through the Worker's own Redis client (arq puts it in
+    # ctx): one connection pool per Worker, replaced with it after a Redis outage.
+    queue = ArqQueue(ctx["redis"], settings.queue_name)
     ctx["runtime"] = await stack.enter_async_context(open_runtime(settings, queue=queue))
     ctx["exit_stack"] = stack
-    ctx["own_queue"] = queue
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["exit_stack"].aclose()
-    await ctx["own_queue"].close()
+    if "exit_stack" in ctx:
+        await ctx.pop("exit_stack").aclose()
+
+
+def _schedule(period: int) -> dict[str, Any]:
+    """arq cron fields for "every ``period`` seconds" (periods dividing a minute or an hour)."""
+    if period < 60:
+        return {"second": set(range(0, 60, max(1, period)))}
+    if period < 3600:
+        return {"minute": set(range(0, 60, max(1, period // 60))), "second": 0}
+    return {"minute": {0}, "second": 0}
 
 
 def _cron_jobs() -> list[Any]:
-    out = []
-    for name, period in PERIODIC:
-        minutes = set(range(0, 60, max(1, period // 60))) if period < 3600 else {0}
-        out.append(cron(_arq_job(f"cron:{name}", JOBS[name]).coroutine, name=f"cron:{name}", minute=minutes,
-                        second=0, run_at_startup=True))
-    return out
+    # Fresh CronJob objects for each Worker (they hold their next run), all run at start-up:
+    # a restarted Worker re-enqueues from the database what an outage lost.
+    # arq names a tick's job "<cron name>:<tick time>" and job ids are global to the Redis,
+    # not per queue: without the queue name in it, deployments sharing a Redis would each
+    # see the other's tick as already queued, and skip their own.
+    queue = get_settings().queue_name
+    return [cron(_arq_job(f"cron:{name}", JOBS[name], CRON_MAX_TRIES).coroutine, name=f"cron:{queue}:{name}",
+                 run_at_startup=True, max_tries=CRON_MAX_TRIES, **_schedule(period))
+            for name, period in PERIODIC]
 
 
 class WorkerSettings:
@@ -63,10 +140,101 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().queue_name
-    redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://127.0.0.1:6379")
+    # No guessing: `emailsync worker` refuses to start without EMAILSYNC_REDIS_URL (api.preflight).
+    redis_settings = RedisSettings.from_dsn(url) if (url := get_settings().redis_url) else None
     # Notification-to-subscriber latency: do not let queue polling dominate (DESIGN.md section 5).
     poll_delay = get_settings().queue_poll_delay
     max_jobs = 20
     job_timeout = 600
     keep_result = 0
     allow_abort_jobs = False
+
+
+def run_forever() -> None:
+    """Run jobs until SIGTERM/SIGINT, through any number of Redis outages."""
+    asyncio.run(supervise())
+
+
+async def supervise(stop: asyncio.Event | None = None) -> None:
+    """Run Workers one after another until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, _on_signal, stop, signum)
+    failures = 0
+    try:
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                await _run_one_worker(stop)
+                continue  # returns only once stop is set
+            except _REDIS_LOST as exc:
+                reason = f"lost Redis ({type(exc).__name__}: {exc})"
+            except Exception as exc:
+                log.exception("worker stopped unexpectedly")
+                reason = f"stopped unexpectedly ({type(exc).__name__})"
+            if loop.time() - started >= HEALTHY_RUN_SECONDS:
+                failures = 0
+            delay = RESTART_BACKOFF.compute(failures)
+            failures += 1
+            metrics.WORKER_RESTARTS.inc()
+            log.warning("worker %s; starting a new one in %.1f s", reason, delay)
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    log.info("worker stopped")
+
+
+def _on_signal(stop: asyncio.Event, signum: int) -> None:
+    log.info("worker stopping on %s", signal.Signals(signum).name)
+    stop.set()
+
+
+async def _run_one_worker(stop: asyncio.Event) -> None:
+    """One arq Worker, from start-up until it fails (raises) or ``stop`` is set (returns)."""
+    settings = get_settings()
+    if not settings.redis_url:
+        raise SystemExit("EMAILSYNC_REDIS_URL is not set: the worker takes its jobs from Redis")
+    pool = redis_pool(settings.redis_url, settings.queue_name)
+    try:
+        await pool.ping()  # Redis still away: one line from the supervisor, no Worker start-up noise
+    except BaseException:
+        await pool.aclose()
+        raise
+    worker = create_worker(WorkerSettings, handle_signals=False, cron_jobs=_cron_jobs(),  # type: ignore[arg-type]
+                           redis_pool=pool)
+    worker.main_task = main = asyncio.create_task(worker.main(), name="arq-worker")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if main.done():
+            main.result()  # raises what stopped it
+    finally:
+        stopping.cancel()
+        await _close(worker)
+
+
+async def _close(worker: Worker) -> None:
+    """arq's ``Worker.close`` without its assumption that Redis is reachable: cancel the
+    jobs in flight and let them clean up, then close the runtime and the Redis client."""
+    running = [task for task in [*worker.tasks.values(), worker.main_task] if task is not None and not task.done()]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=CLOSE_TIMEOUT)
+    for task in worker.tasks.values():
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a job's bookkeeping failing while Redis is down is expected
+    if worker.main_task is not None and worker.main_task.done() and not worker.main_task.cancelled():
+        worker.main_task.exception()
+    with suppress(*_REDIS_LOST):
+        await worker.pool.delete(worker.health_check_key)
+    try:
+        await shutdown(worker.ctx)
+    except Exception:
+        log.exception("closing the worker's runtime failed")
+    with suppress(*_REDIS_LOST):
+        await worker.pool.aclose()

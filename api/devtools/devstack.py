@@ -42,6 +42,10 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
 
         get_settings.cache_clear()
         settings = get_settings()
+        from api.observability import uvicorn_log_options
+        from sync_engine.logging_setup import configure_logging
+
+        configure_logging(settings)  # EMAILSYNC_LOG_FORMAT / EMAILSYNC_LOG_LEVEL, as for `serve`
         upgrade(settings.database_url)
         push_endpoint = f"{settings.public_base_url}/webhooks/gmail"
         demo = asyncio.run(seed_demo(
@@ -53,7 +57,7 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
         tokens = {email: mint_dev_token(settings, user_id=demo.users[email], sub_account_id=demo.sub_account_id, role=role)
                   for email, _name, role, _provider in DEMO_USERS}
         _print_banner(host, port, sandbox.base_url, tokens, demo.bcc_sync_address)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_log_options(settings))
     finally:
         sandbox.stop()
 

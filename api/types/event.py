@@ -11,6 +11,7 @@ owner/admin check) is decided per viewer in the resolver.
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import logging
 import uuid
@@ -44,8 +45,9 @@ class SyncEventType(enum.Enum):
     )
     EVENTS_MISSED = strawberry.enum_value(
         "events_missed",
-        description="The live stream was interrupted (the server lost its event bus for a while) and events may "
-        "have been missed: refetch what you show. Carries no thread, message or connection.",
+        description="The cursor given as `after` is older than the event log's retention (or unknown), so what "
+        "happened since cannot be replayed: refetch what you show, then go on from this event's cursor. Carries no "
+        "thread, message or connection.",
     )
 
 
@@ -56,8 +58,14 @@ class SyncEvent:
     thread_db_id: strawberry.Private[uuid.UUID | None]
     message_db_id: strawberry.Private[uuid.UUID | None]
     connection_db_id: strawberry.Private[uuid.UUID | None]
+    seq: strawberry.Private[int] = 0
     # The event's rows in the subscribers' sub-account; None for EVENTS_MISSED (no ids).
     scope: strawberry.Private[EventScope | None] = None
+
+    @strawberry.field(description="Where this event stands in the sub-account's event log. Give it as `after` when "
+                      "subscribing again to receive exactly the events that came after it.")
+    def cursor(self) -> str:
+        return encode_event_cursor(self.seq)
 
     def _scope(self, info: Info) -> EventScope | None:
         """The shared scope, when it is the viewer's sub-account's (``_stream`` picks it
@@ -93,6 +101,25 @@ class SyncEvent:
         if not viewer.is_admin and row.user_id != viewer.user_id:
             return None
         return email_connection_from_row(row)
+
+
+_CURSOR_PREFIX = "event:"
+
+
+def encode_event_cursor(seq: int) -> str:
+    """Opaque to clients (base64url, like connection cursors); inside, the event's number."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    number = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not number.isascii() or not number.isdigit() or len(number) > 18:
+        return None
+    return int(number)
 
 
 def _row(row: Any) -> Any:

@@ -1,6 +1,7 @@
 """All models, imported here so ``Base.metadata`` knows every table."""
 
 from db.models.connections import ConnectionStatus, EmailConnection, OAuthFlow
+from db.models.events import EventCounter, EventRecord
 from db.models.mail import Attachment, Message, Thread
 from db.models.sending import BulkSend, BulkSendStatus, IdempotencyKey, SubAccountEmailProvider
 from db.models.sync_state import OutboxItem, OutboxStatus, SyncSkip
@@ -14,6 +15,8 @@ __all__ = [
     "ConnectionStatus",
     "Contact",
     "EmailConnection",
+    "EventCounter",
+    "EventRecord",
     "IdempotencyKey",
     "Message",
     "OAuthFlow",

@@ -36,9 +36,11 @@ class Thread(IdMixin, CreatedMixin, Base):
 class Message(IdMixin, CreatedMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
-        # No duplicates: one row per provider message, and per Message-ID, in a mailbox.
+        # No duplicates: one row per provider message in a mailbox. Not per Message-ID: it
+        # is not unique in the wild (resends, broken mailers, reused test corpora), so two
+        # messages of a mailbox may share one; only the Sent copy of a CRM send is matched
+        # to its row by Message-ID (sync_engine.services.page_plan).
         UniqueConstraint("connection_id", "provider_message_id"),
-        UniqueConstraint("connection_id", "message_id_header"),
         Index("ix_messages_thread_sent", "thread_id", "sent_at"),
         Index("ix_messages_message_id_header", "sub_account_id", "message_id_header"),
     )

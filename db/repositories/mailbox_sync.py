@@ -37,6 +37,17 @@ async def acquire_sync_lease(
     return result.rowcount == 1
 
 
+async def renew_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str, until: datetime) -> bool:
+    """Extend a live pass's lease (its heartbeat); False once another pass owns the mailbox
+    or the lease was released."""
+    result = await session.execute(
+        update(EmailConnection)
+        .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
+        .values(sync_lease_until=until)
+    )
+    return result.rowcount == 1
+
+
 async def holds_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str) -> bool:
     found = await session.scalar(
         select(EmailConnection.id).where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)

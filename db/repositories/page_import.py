@@ -55,8 +55,13 @@ async def messages_by_provider_ids(
     return out
 
 
-async def messages_by_headers(db: AsyncConnection, connection_id: uuid.UUID, headers: Iterable[str]) -> list[Row[Any]]:
-    """Messages of the mailbox by Message-ID, with their thread's connection and key."""
+async def crm_sends_by_headers(
+    db: AsyncConnection, sub_account_id: uuid.UUID, connection_id: uuid.UUID, headers: Iterable[str]
+) -> list[Row[Any]]:
+    """Messages the CRM sent through this mailbox, by Message-ID, with their thread's
+    connection and key, oldest first. Only these may be matched by Message-ID: their
+    Sent-folder copy is the same message (any other Message-ID match may be a stranger's
+    reuse of the id)."""
     m, t = messages_t, threads_t
     out: list[Row[Any]] = []
     for chunk in _chunks(headers):
@@ -64,7 +69,9 @@ async def messages_by_headers(db: AsyncConnection, connection_id: uuid.UUID, hea
             select(*_MESSAGE_COLUMNS, t.c.connection_id.label("thread_connection_id"),
                    t.c.provider_thread_key.label("thread_key"))
             .join(t, t.c.id == m.c.thread_id)
-            .where(m.c.connection_id == connection_id, m.c.message_id_header.in_(chunk))
+            .where(m.c.sub_account_id == sub_account_id, m.c.connection_id == connection_id,
+                   m.c.origin == "crm", m.c.message_id_header.in_(chunk))
+            .order_by(m.c.created_at, m.c.id)
         )
         out.extend((await db.execute(stmt)).all())
     return out
@@ -96,7 +103,8 @@ async def threads_by_message_headers(
     db: AsyncConnection, sub_account_id: uuid.UUID, connection_id: uuid.UUID, headers: Iterable[str]
 ) -> list[Row[Any]]:
     """(message_id_header, thread id, connection_id, provider_thread_key) for the mailbox's
-    messages with these Message-IDs: the threads that replies referring to them join."""
+    messages with these Message-IDs: the threads that replies referring to them join.
+    Several messages may share a Message-ID: oldest first, so callers keep the first."""
     m, t = messages_t, threads_t
     out: list[Row[Any]] = []
     for chunk in _chunks(headers):
@@ -105,6 +113,7 @@ async def threads_by_message_headers(
             .join(t, t.c.id == m.c.thread_id)
             .where(m.c.sub_account_id == sub_account_id, m.c.connection_id == connection_id,
                    m.c.message_id_header.in_(chunk))
+            .order_by(m.c.created_at, m.c.id)
         )
         out.extend((await db.execute(stmt)).all())
     return out

@@ -8,7 +8,10 @@ Order matters:
    is never synced, not even into an existing thread, and nothing of it is kept.
 2. A message of a thread the CRM already has always syncs (CRM-initiated threads).
 3. With the labs flag off nothing else syncs.
-4. Inbound from a known contact starts a thread.
+4. Inbound from a known contact starts a thread. Inbound with no sender address at all
+   (no usable From, which mail systems mostly refuse but mailbox imports and relays let
+   through) cannot be told apart from a contact's mail: it is reported as a skip
+   (``NO_SENDER``) rather than dropped unseen like a stranger's mail.
 5. Outbound with the sub-account's BCC sync address in Cc/Bcc starts a thread and
    makes the recipients contacts.
 """
@@ -27,6 +30,7 @@ class Verdict(str, enum.Enum):
     SYNC = "sync"
     CONFIDENTIAL = "confidential"
     NOT_RELEVANT = "not_relevant"
+    NO_SENDER = "no_sender"  # inbound without a sender address: recorded as a sync skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,9 @@ def select(message: MailMessage, facts: SelectionFacts) -> Selection:
 
     if message.folder is Folder.INBOX:
         sender = message.sender.normalized if message.sender else None
-        if sender and sender in facts.contact_addresses and sender != owner:
+        if not sender:
+            return Selection(Verdict.NO_SENDER)
+        if sender in facts.contact_addresses and sender != owner:
             return Selection(Verdict.SYNC, contact_address=sender)
         return Selection(Verdict.NOT_RELEVANT)
 

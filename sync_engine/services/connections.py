@@ -39,7 +39,7 @@ from db.repositories import mailbox_sync as repo
 from db.repositories.mailbox_history import adopt_previous_mailbox
 from sync_engine.crypto import sha256_hex
 from sync_engine.domain import ConnectedAccount, Provider, TokenSet, WatchState
-from sync_engine.events import DomainEvent, EventType
+from sync_engine.events import DomainEvent, EventType, record_events
 from sync_engine.queue import enqueue_after_commit
 from sync_engine.runtime import Runtime
 from sync_engine.services.errors import NotFound, ServiceError
@@ -202,13 +202,14 @@ async def _connect(rt: Runtime, flow_row: OAuthFlow, provider: Provider, account
         conn.connected_at = utcnow()
         await session.flush()
         conn_id = conn.id
+        events = [connection_event(c) for c in (replaced, conn) if c is not None]
+        await record_events(session, events)
 
     # The sign-in is committed: the user must not be told it failed because the queue is down.
+    await rt.events.publish_all(events)
     if replaced is not None:
-        await publish_connection_event(rt, replaced)
         await enqueue_after_commit(rt.queue, "retire_connection", str(replaced.id),
                                    safety_net="the hourly renew_expiring_watches job")
-    await publish_connection_event(rt, conn)
     if not await enqueue_after_commit(rt.queue, "setup_connection", str(conn_id), job_id=f"setup:{conn_id}",
                                       safety_net="resume_pending_syncs (first import) and the hourly watch job"):
         # Record the first import as requested: the periodic resume_pending_syncs job runs it
@@ -227,9 +228,12 @@ async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_
         conn.status = ConnectionStatus.DISCONNECTED
         conn.status_detail = "disconnected by the user"
         conn.disconnected_at = utcnow()
+        await session.flush()
+        events = [connection_event(conn)]
+        await record_events(session, events)
     # Stop the provider's push and erase tokens now, so nothing syncs any more either way.
     await retire_connection(rt, conn.id)
-    await publish_connection_event(rt, conn)
+    await rt.events.publish_all(events)
     return conn
 
 
@@ -310,20 +314,23 @@ async def set_status(
             .values(**values)
             .returning(EmailConnection)
         )
-    if conn is not None:
-        await publish_connection_event(rt, conn)
+        events = [connection_event(conn)] if conn is not None else []
+        await record_events(session, events)
+    await rt.events.publish_all(events)
+
+
+def connection_event(conn: EmailConnection) -> DomainEvent:
+    return DomainEvent(type=EventType.CONNECTION_CHANGED, sub_account_id=str(conn.sub_account_id),
+                       connection_id=str(conn.id), user_id=str(conn.user_id), status=conn.status)
 
 
 async def publish_connection_event(rt: Runtime, conn: EmailConnection) -> None:
-    await rt.events.publish(
-        DomainEvent(
-            type=EventType.CONNECTION_CHANGED,
-            sub_account_id=str(conn.sub_account_id),
-            connection_id=str(conn.id),
-            user_id=str(conn.user_id),
-            status=conn.status,
-        )
-    )
+    """Announce ``conn`` as it is now, where no single change carries the news (a pass
+    that finished): logged in a transaction of its own, then relayed."""
+    events = [connection_event(conn)]
+    async with rt.sessions.begin() as session:
+        await record_events(session, events)
+    await rt.events.publish_all(events)
 
 
 def new_client_state() -> str:

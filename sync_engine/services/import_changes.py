@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import EmailConnection
 from db.repositories import mailbox_sync as repo
 from sync_engine.domain import MailChange, SyncPage
-from sync_engine.events import DomainEvent
+from sync_engine.events import DomainEvent, record_events
 from sync_engine.providers.base import MailboxClient
 from sync_engine.runtime import Runtime
 from sync_engine.services.page_plan import CONFIDENTIAL, AttachmentNotDownloaded, Mailbox, PagePlan
@@ -99,6 +99,7 @@ class PageImporter:
             )
             if stored.rowcount != 1:
                 raise LeaseLost(self._conn.id)  # rolls the whole page back
+            await record_events(db, plan.events)  # last: it holds the sub-account's event counter
         return plan.events
 
     # ---- phase 1

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
 from db.models import Attachment, ConnectionStatus, EmailConnection, Message, OutboxItem, OutboxStatus, Thread
@@ -33,7 +34,7 @@ from sync_engine.domain import (
     SentMessage,
     ThrottledError,
 )
-from sync_engine.events import DomainEvent, EventType
+from sync_engine.events import DomainEvent, EventType, record_events
 from sync_engine.runtime import Runtime
 from sync_engine.rules.sender import SenderRoute
 from sync_engine.services.connections import set_status
@@ -236,7 +237,8 @@ async def _sent(rt: Runtime, item: OutboxItem, message: Message, sent: SentMessa
         thread = thread_key_for
         if thread is not None and sent.thread_key and thread.provider_thread_key is None:
             await session.execute(update(Thread).where(Thread.id == thread.id).values(provider_thread_key=sent.thread_key))
-    await _publish_update(rt, message)
+        events = await _record_update(session, message)
+    await rt.events.publish_all(events)
 
 
 async def _reschedule(rt: Runtime, item: OutboxItem, delay: float, reason: str) -> None:
@@ -256,14 +258,15 @@ async def _finish(rt: Runtime, item: OutboxItem, message: Message, *, failed: st
             update(OutboxItem).where(OutboxItem.id == item.id).values(status=outbox_status, last_error=failed)
         )
         await session.execute(update(Message).where(Message.id == message.id).values(status=status, error=failed))
-    await _publish_update(rt, message)
+        events = await _record_update(session, message)
+    await rt.events.publish_all(events)
 
 
-async def _publish_update(rt: Runtime, message: Message) -> None:
-    await rt.events.publish(
-        DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(message.sub_account_id),
-                    thread_id=str(message.thread_id), message_id=str(message.id))
-    )
+async def _record_update(session: AsyncSession, message: Message) -> list[DomainEvent]:
+    events = [DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(message.sub_account_id),
+                          thread_id=str(message.thread_id), message_id=str(message.id))]
+    await record_events(session, events)
+    return events
 
 
 async def due_items(rt: Runtime, limit: int = 100) -> list[tuple[uuid.UUID, int]]:

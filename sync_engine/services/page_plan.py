@@ -3,13 +3,19 @@
 Why: deciding change by change against the database cost 8-10 round trips per message
 (lookups, flushes, two counter UPDATEs), which made the import database-bound. Here
 ``load`` reads everything the page can need with one query per kind of lookup (known
-provider ids, sync skips, Message-IDs, thread keys, threads of referenced messages,
-contacts); ``apply`` then decides each change *in page order* against that in-memory
-view and updates it as it goes, so a change sees every earlier change of its page exactly
-as the database would have shown it: the second message of a thread created on this
-page, a reply whose parent is on this page, a provider id seen twice, the Sent-folder
-copy of a message imported a moment earlier. ``store`` writes the outcome (bulk
-inserts, grouped updates, one counter update per touched thread).
+provider ids, sync skips, the CRM's own sends by Message-ID, thread keys, threads of
+referenced messages, contacts); ``apply`` then decides each change *in page order*
+against that in-memory view and updates it as it goes, so a change sees every earlier
+change of its page exactly as the database would have shown it: the second message of a
+thread created on this page, a reply whose parent is on this page, a provider id seen
+twice. ``store`` writes the outcome (bulk inserts, grouped updates, one counter update per
+touched thread).
+
+Dedupe: a provider message maps to one CRM message by its provider id (replays, read
+changes). A Message-ID match alone never makes a message "already known" (DESIGN.md
+section 6: resends, broken mailers and reused corpora share ids) with one exception: the
+Sent-folder copy of a message the CRM itself sent through this mailbox, which is that
+message (its row was committed before the provider call) and is adopted, not inserted.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.base import new_id
 from db.repositories import page_import as repo
-from sync_engine.content import sanitize_html, snippet
-from sync_engine.domain import ChangeKind, Folder, MailChange, MailMessage
+from sync_engine.content import sanitize_html, snippet, storable
+from sync_engine.domain import Address, ChangeKind, Folder, MailChange, MailMessage
 from sync_engine.events import DomainEvent, EventType
 from sync_engine.rules.addresses import participants
 from sync_engine.rules.attachments import check_content, check_declared
@@ -37,6 +43,7 @@ from sync_engine.rules.threading import (
 )
 
 CONFIDENTIAL = "confidential"
+NO_SENDER_DETAIL = "the message has no sender address (From), so it cannot be matched to a contact"
 
 
 class AttachmentNotDownloaded(Exception):
@@ -107,7 +114,7 @@ class PagePlan:
         self.imported = 0
         self.confidential = 0
         self._by_pid: dict[str, _Msg] = {}
-        self._by_header: dict[str, _Msg] = {}
+        self._crm_sent: dict[str, _Msg] = {}  # the CRM's sends through this mailbox, by Message-ID
         self._skipped: set[str] = set()
         self._threads: dict[uuid.UUID, _Thread] = {}
         self._thread_by_key: dict[str, _Thread] = {}
@@ -131,16 +138,19 @@ class PagePlan:
         if not new:
             return
         self._skipped = await repo.skipped_provider_ids(db, box.connection_id, [m.provider_id for m in new])
-        headers = [h for m in new if (h := normalize_message_id(m.message_id))]
-        for r in await repo.messages_by_headers(db, box.connection_id, headers):
+        headers = [h for m in new if m.folder is Folder.SENT and (h := _header_of(m))]
+        for r in await repo.crm_sends_by_headers(db, box.sub_account_id, box.connection_id, headers):
             self._thread(r.thread_id, r.thread_connection_id, r.thread_key)
-            self._by_header[r.message_id_header] = self._by_pid.get(r.provider_message_id) or self._known(r)
+            known = self._by_pid.get(r.provider_message_id) or self._known(r)
+            self._crm_sent.setdefault(r.message_id_header, known)
         for tid, conn_id, key in await repo.threads_by_keys(db, box.connection_id, [m.thread_key for m in new]):
             self._thread_by_key[key] = self._thread(tid, conn_id, key)
         refs = [mid for m in new for mid in referenced_ids(m)]
         for header, tid, conn_id, key in await repo.threads_by_message_headers(db, box.sub_account_id,
                                                                               box.connection_id, refs):
-            self._thread_by_mid[header] = self._thread(tid, conn_id, key)
+            # A Message-ID shared by messages of several threads: the oldest one's thread.
+            if header not in self._thread_by_mid:
+                self._thread_by_mid[header] = self._thread(tid, conn_id, key)
         emails = {a.normalized for m in new for a in participants(m)}
         self._contacts = await repo.contact_ids_by_emails(db, box.sub_account_id, emails)
 
@@ -176,10 +186,12 @@ class PagePlan:
             return
         if msg.is_draft or msg.provider_id in self._skipped:
             return
-        header = normalize_message_id(msg.message_id)
-        if header and (ours := self._by_header.get(header)) is not None:
+        header = _header_of(msg)
+        if header and msg.folder is Folder.SENT and (ours := self._crm_sent.get(header)) is not None:
             self._adopt_sent_copy(ours, msg)
             return
+        # Anything else with a known Message-ID (an inbound message reusing it, a resend,
+        # a second copy) is a message of its own.
         self._import_new(msg, header)
 
     def _import_new(self, msg: MailMessage, header: str | None) -> None:
@@ -197,23 +209,28 @@ class PagePlan:
             self._skip(msg.provider_id, CONFIDENTIAL)
             self.confidential += 1
             return
+        if selection.verdict is Verdict.NO_SENDER:
+            self._skip(msg.provider_id, Verdict.NO_SENDER.value, detail=NO_SENDER_DETAIL,
+                       subject=storable(msg.subject), sent_at=msg.sent_at)
+            return
         if selection.verdict is not Verdict.SYNC:
             return
         blobs, problem = _attachment_bytes(msg, self._contents, self._needed)
         if problem is not None:
-            self._skip(msg.provider_id, problem[0], detail=problem[1], subject=msg.subject,
-                       from_email=msg.sender.email if msg.sender else None, sent_at=msg.sent_at)
+            self._skip(msg.provider_id, problem[0], detail=storable(problem[1]), subject=storable(msg.subject),
+                       from_email=_clip(msg.sender.email, 320) if msg.sender else None, sent_at=msg.sent_at)
             return
         for address in selection.new_contacts:
             contact_id = new_id()
-            self._new_contacts.append({"id": contact_id, "sub_account_id": box.sub_account_id, "email": address,
-                                       "email_normalized": address, "source": "bcc"})
+            self._new_contacts.append({"id": contact_id, "sub_account_id": box.sub_account_id,
+                                       "email": _clip(address, 320), "email_normalized": _clip(address, 320),
+                                       "source": "bcc"})
             self._contacts[address] = contacts[address] = contact_id
         contact_id = contacts.get(selection.contact_address or "")
         if thread is None:
             thread = self._thread(new_id(), box.connection_id, msg.thread_key)
             thread.row = {"sub_account_id": box.sub_account_id, "user_id": box.user_id, "contact_id": contact_id,
-                          "connection_id": box.connection_id, "subject": msg.subject}
+                          "connection_id": box.connection_id, "subject": storable(msg.subject) or ""}
             if msg.thread_key:
                 self._thread_by_key[msg.thread_key] = thread
             self.events.append(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(box.sub_account_id),
@@ -225,11 +242,11 @@ class PagePlan:
         known = _Msg(row["id"], box.sub_account_id, thread.id, msg.provider_id, row["is_read"], False, "synced", row=row)
         self._by_pid[msg.provider_id] = known
         if header:
-            self._by_header[header] = known
-            self._thread_by_mid[header] = thread
+            self._thread_by_mid.setdefault(header, thread)
         for att, data in blobs:
             self._attachments.append({"id": new_id(), "message_id": row["id"], "sub_account_id": box.sub_account_id,
-                                      "filename": att.filename, "content_type": att.content_type, "size": len(data),
+                                      "filename": _clip(att.filename, 512), "content_type": _clip(att.content_type, 200),
+                                      "size": len(data),
                                       "provider_attachment_id": att.provider_attachment_id, "content": data})
         thread.add(row["sent_at"], row["direction"] == "inbound" and not row["is_read"], row["snippet"])
         self.imported += 1
@@ -342,6 +359,24 @@ def _attachment_bytes(  # type: ignore[no-untyped-def]
     return blobs, None
 
 
+def _header_of(msg: MailMessage) -> str | None:
+    """The message's Message-ID as stored; one longer than an RFC 5322 line (998) is not
+    an id anyone can match, and would not fit its column."""
+    header = storable(normalize_message_id(msg.message_id))
+    return header if header is not None and len(header) <= 998 else None
+
+
+def _clip(value: str | None, size: int) -> str | None:
+    """A value from the wild cut to its column's width (db/models): a page must never fail
+    on one odd message, since it would fail again on every retry."""
+    value = storable(value)
+    return value[:size] if value else value
+
+
+def _people(addresses: list[Address]) -> list[dict[str, Any]]:
+    return [{"email": storable(a.email), "name": storable(a.name)} for a in addresses]
+
+
 def _message_row(msg: MailMessage, header: str | None, thread_id: uuid.UUID, box: Mailbox) -> dict[str, Any]:
     inbound = msg.folder is Folder.INBOX
     html = sanitize_html(msg.html)
@@ -355,16 +390,16 @@ def _message_row(msg: MailMessage, header: str | None, thread_id: uuid.UUID, box
         "status": "synced",
         "provider_message_id": msg.provider_id,
         "message_id_header": header,
-        "in_reply_to": normalize_message_id(msg.in_reply_to),
-        "references": " ".join(msg.references) or None,
-        "subject": msg.subject,
-        "from_email": msg.sender.email if msg.sender else None,
-        "from_name": msg.sender.name if msg.sender else None,
-        "to_addresses": [{"email": a.email, "name": a.name} for a in msg.to],
-        "cc_addresses": [{"email": a.email, "name": a.name} for a in msg.cc],
-        "bcc_addresses": [{"email": a.email, "name": a.name} for a in msg.bcc],
+        "in_reply_to": storable(normalize_message_id(msg.in_reply_to)),
+        "references": storable(" ".join(msg.references)) or None,
+        "subject": storable(msg.subject) or "",
+        "from_email": _clip(msg.sender.email, 320) if msg.sender else None,
+        "from_name": _clip(msg.sender.name, 200) if msg.sender else None,
+        "to_addresses": _people(msg.to),
+        "cc_addresses": _people(msg.cc),
+        "bcc_addresses": _people(msg.bcc),
         "html": html,
-        "text": msg.text,
+        "text": storable(msg.text),
         "snippet": snippet(msg.text, html),
         "is_read": msg.is_read if inbound else True,
         "deleted_in_mailbox": False,

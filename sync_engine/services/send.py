@@ -23,7 +23,7 @@ from db.models import Attachment, Message, OutboxItem, Thread
 from db.repositories import mailbox_sync as repo
 from sync_engine.content import sanitize_html, snippet
 from sync_engine.domain import OutgoingAttachment
-from sync_engine.events import DomainEvent, EventType
+from sync_engine.events import DomainEvent, EventType, record_events
 from sync_engine.queue import enqueue_after_commit
 from sync_engine.rules.outbound import Draft, Problem, all_recipients, check_draft, missing_contacts
 from sync_engine.rules.sender import EmailKind
@@ -97,15 +97,16 @@ async def _send_one(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, use
         return message
 
     async def perform() -> Message:
-        message, outbox_id, new_thread = await _queue(rt, kind, sub_account_id, user_id, request, call)
-        await _announce(rt, message, outbox_id, new_thread)
+        message, outbox_id, events = await _queue(rt, kind, sub_account_id, user_id, request, call)
+        await _announce(rt, outbox_id, events)
         return message
 
     return await idempotency.run_once(rt, call, perform, replay)
 
 
 async def _queue(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
-                 request: SendRequest, call: idempotency.IdempotentCall | None) -> tuple[Message, uuid.UUID, bool]:
+                 request: SendRequest, call: idempotency.IdempotentCall | None
+                 ) -> tuple[Message, uuid.UUID, list[DomainEvent]]:
     async with rt.sessions.begin() as session:
         message_id = new_id()
         if call is not None:
@@ -151,7 +152,12 @@ async def _queue(rt: Runtime, kind: EmailKind, sub_account_id: uuid.UUID, user_i
         await repo.add_to_thread_counters(session, thread.id, sent_at=message.sent_at, unread=False,
                                           snippet=message.snippet)
         await session.flush()
-        return message, outbox.id, new_thread
+        sub, thread_id = str(sub_account_id), str(thread.id)
+        events = [DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=sub, thread_id=thread_id)] if new_thread else []
+        events.append(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=sub, thread_id=thread_id,
+                                  message_id=str(message.id)))
+        await record_events(session, events)
+        return message, outbox.id, events
 
 
 async def _reply_headers(session: AsyncSession, thread_id: uuid.UUID) -> tuple[str | None, list[str]]:
@@ -191,16 +197,11 @@ def new_message(sender: ResolvedSender, kind: EmailKind, *, thread: Thread, mess
     )
 
 
-async def _announce(rt: Runtime, message: Message, outbox_id: uuid.UUID, new_thread: bool) -> None:
+async def _announce(rt: Runtime, outbox_id: uuid.UUID, events: list[DomainEvent]) -> None:
     # The send is committed: failing now would invite the client to send it again.
     await enqueue_after_commit(rt.queue, "deliver_outbox", str(outbox_id), job_id=f"outbox:{outbox_id}",
                                safety_net="the periodic requeue_due_outbox job")
-    sub = str(message.sub_account_id)
-    if new_thread:
-        await rt.events.publish(DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=sub,
-                                            thread_id=str(message.thread_id)))
-    await rt.events.publish(DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=sub,
-                                        thread_id=str(message.thread_id), message_id=str(message.id)))
+    await rt.events.publish_all(events)
 
 
 async def mark_thread_read(rt: Runtime, *, sub_account_id: uuid.UUID, thread_id: uuid.UUID, is_read: bool) -> Thread:
@@ -223,13 +224,14 @@ async def mark_thread_read(rt: Runtime, *, sub_account_id: uuid.UUID, thread_id:
         await repo.mark_read_writeback_pending(session, sub_account_id, [m.id for m in writeback])
         await repo.recount_unread(session, thread_id)
         await session.refresh(thread)
+        events = [DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(sub_account_id),
+                              thread_id=str(thread_id), message_id=str(m.id)) for m in changed]
+        await record_events(session, events)
     by_connection: dict[uuid.UUID, list[str]] = {}
     for m in writeback:
         by_connection.setdefault(m.connection_id, []).append(m.provider_message_id)  # type: ignore[arg-type]
     for connection_id, ids in by_connection.items():
         await enqueue_after_commit(rt.queue, "write_back_read_state", str(connection_id), ids, is_read,
                                    safety_net="the periodic requeue_read_writebacks job")
-    for m in changed:
-        await rt.events.publish(DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(sub_account_id),
-                                            thread_id=str(thread_id), message_id=str(m.id)))
+    await rt.events.publish_all(events)
     return thread

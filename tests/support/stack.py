@@ -107,10 +107,13 @@ class Stack:
         return body["data"]
 
     @asynccontextmanager
-    async def subscribe(self, query: str, variables: dict[str, Any], *, token: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        """Open a graphql-transport-ws subscription; yields a queue of ``next`` payloads."""
+    async def subscribe(self, query: str, variables: dict[str, Any], *, token: str,
+                        base_url: str | None = None) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """Open a graphql-transport-ws subscription (on ``base_url``, another API process of the
+        same deployment, if given); yields a queue of ``next`` payloads."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        async with aconnect_ws(f"{self.base_url}/graphql", self.http, subprotocols=["graphql-transport-ws"]) as ws:
+        async with aconnect_ws(f"{base_url or self.base_url}/graphql", self.http,
+                               subprotocols=["graphql-transport-ws"]) as ws:
             await ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
             ack = await ws.receive_json()
             assert ack["type"] == "connection_ack", ack

@@ -9,7 +9,9 @@ Payloads are taken as they really come (see provider-samples/SOURCES.md):
   the charset named by the part's ``Content-Type``;
 - attachments carry ``body.attachmentId`` (content fetched lazily) and a size; small
   ones may carry ``body.data`` inline instead;
-- a forwarded message (``message/rfc822``) is an attachment, its text not ours.
+- a forwarded message (``message/rfc822``) is an attachment, its text not ours;
+- header values may decode to several lines (an encoded word holding a newline): the
+  subject is kept on one line, since every reply repeats it in a header.
 
 Labels: ``SENT`` -> ``Folder.SENT``, anything else synced -> ``Folder.INBOX``;
 ``UNREAD`` absent -> read; ``DRAFT`` -> draft; ``TRASH``/``SPAM`` -> not in the mailbox.
@@ -29,6 +31,7 @@ from typing import Any
 
 from sync_engine.domain import Address, AttachmentData, Folder, MailMessage
 from sync_engine.providers.message_headers import as_str, header_map_of, message_ids_in, normalize_message_id
+from sync_engine.rules.addresses import LINE_BREAKING
 
 INBOX, SENT, DRAFT, UNREAD, TRASH, SPAM = "INBOX", "SENT", "DRAFT", "UNREAD", "TRASH", "SPAM"
 SYNCED_LABELS: tuple[str, ...] = (INBOX, SENT)
@@ -71,6 +74,13 @@ def decode_words(value: str) -> str:
         return str(make_header(decode_header(value)))
     except (ValueError, LookupError, UnicodeError):
         return value
+
+
+def one_line(value: str) -> str:
+    """A header value (subject) on one line: line breaks become spaces, ends trimmed."""
+    if not LINE_BREAKING.isdisjoint(value):
+        value = "".join(" " if c in LINE_BREAKING else c for c in value)
+    return value.strip()
 
 
 def millis_to_datetime(value: Any) -> datetime | None:
@@ -268,7 +278,7 @@ def message_of(item: Mapping[str, Any]) -> MailMessage:
         message_id=normalize_message_id(headers.get("message-id")),
         in_reply_to=in_reply_to,
         references=references,
-        subject=decode_words(headers.get("subject") or "").strip("\r\n"),
+        subject=one_line(decode_words(headers.get("subject") or "")),
         sender=senders[0] if senders else None,
         to=addresses_of(headers.get("to")),
         cc=addresses_of(headers.get("cc")),

@@ -4,7 +4,9 @@ Graph payloads are taken as they really come, published quirks included:
 ``"isRead": "true"`` as a string (delta-query-messages.md), mixed-case addresses,
 ``emailAddress`` objects without an address (Sent Items copies), ``null`` or missing
 fields, placeholder values (``"datetime-value"``), 7-digit fractional seconds,
-surrogate-pair emoji escapes (decoded by the JSON parser).
+surrogate-pair emoji escapes (decoded by the JSON parser), subjects that decode to
+several lines (an encoded word holding a newline: kept as one line, since a subject is
+a header value and every reply repeats it).
 
 Delta entries come in three shapes:
 - ``{"id", "@removed": {...}}``                      -> ``ChangeKind.REMOVED``
@@ -45,6 +47,7 @@ from sync_engine.providers.message_headers import (
     message_ids_in,
     normalize_message_id,
 )
+from sync_engine.rules.addresses import LINE_BREAKING
 
 # Everything MailMessage needs, in one delta/GET round trip.
 MESSAGE_SELECT = ",".join(
@@ -123,6 +126,15 @@ def as_datetime(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Graph times are UTC
     return parsed.astimezone(UTC)
+
+
+def one_line(value: str | None) -> str:
+    """A header value (subject) on one line: line breaks become spaces, ends trimmed."""
+    if not value:
+        return ""
+    if not LINE_BREAKING.isdisjoint(value):
+        value = "".join(" " if c in LINE_BREAKING else c for c in value)
+    return value.strip()
 
 
 # ---- addresses
@@ -245,7 +257,7 @@ def message_of(
         message_id=message_id,
         in_reply_to=in_reply_to,
         references=references,
-        subject=as_str(item.get("subject")) or "",
+        subject=one_line(as_str(item.get("subject"))),
         sender=sender,
         to=addresses_of(item.get("toRecipients")),
         cc=addresses_of(item.get("ccRecipients")),

@@ -9,6 +9,7 @@ that write use rows of their own so they do not depend on each other's order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import uuid
@@ -34,7 +35,7 @@ from db.migrate import upgrade_async
 from db.models import Attachment, Contact, EmailConnection, Message, SubAccount, SyncSkip, Thread, User
 from sync_engine.crypto import SecretBox, sha256_hex
 from sync_engine.domain import TokenSet
-from sync_engine.events import BroadcastEventBus
+from sync_engine.events import BroadcastEventBus, DomainEvent, record_events
 from sync_engine.runtime import Runtime
 from sync_engine.services.accounts import create_api_key
 from sync_engine.settings import Settings
@@ -100,6 +101,14 @@ class Api:
 
     def token(self, who: str) -> str:
         return self.seed.tokens[who]
+
+    async def emit(self, event: DomainEvent) -> DomainEvent:
+        """What a service does with an event: log it in a transaction, then relay it."""
+        logged = dataclasses.replace(event, seq=None)
+        async with self.rt.sessions.begin() as session:
+            await record_events(session, [logged])
+        await self.rt.events.publish(logged)
+        return logged
 
     async def post(
         self,
@@ -171,6 +180,7 @@ async def build_runtime(settings: Settings) -> Runtime:
 
 
 async def close_runtime(rt: Runtime) -> None:
+    await rt.feeds.close()
     await rt.queue.close()
     if rt.broadcast is not None:
         await rt.broadcast.disconnect()

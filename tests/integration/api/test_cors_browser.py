@@ -96,7 +96,7 @@ async def test_an_allowed_origin_queries_and_subscribes(
         event = DomainEvent(type=EventType.MESSAGE_UPDATED, sub_account_id=str(api.seed.sub_a),
                             thread_id=str(api.seed.threads_a[0]))
         for _ in range(5):
-            await api.rt.events.publish(event)
+            await api.emit(event)
             try:
                 await page.wait_for_function("document.getElementById('event').textContent !== ''", timeout=2000)
                 break

@@ -200,7 +200,7 @@ async def test_graphiql_runs_a_query_and_a_subscription_with_nothing_leaving_the
         # The server subscribes to the event bus asynchronously after `subscribe`: publish
         # until the result panel shows the event.
         for _ in range(75):
-            await api.rt.events.publish(event)
+            await api.emit(event)
             try:
                 shown = await _result(page, "MESSAGE_ADDED", timeout_ms=200)
                 break

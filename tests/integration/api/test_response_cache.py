@@ -46,7 +46,7 @@ async def test_cache_is_per_sub_account(api: Api) -> None:
 
 async def test_an_event_invalidates(api: Api) -> None:
     await warm(api, {"first": 43})
-    await api.rt.events.publish(
+    await api.emit(
         DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(api.seed.sub_a), thread_id=str(api.seed.threads_a[0]))
     )
     for _ in range(100):

@@ -47,7 +47,7 @@ async def _all_listening(api: Api, sockets: list[AsyncWebSocketSession]) -> None
     try:
         for _ in range(200):
             for sub in (api.seed.sub_a, api.seed.sub_b):
-                await api.rt.events.publish(DomainEvent(type=PROBE, sub_account_id=str(sub)))
+                await api.emit(DomainEvent(type=PROBE, sub_account_id=str(sub)))
             if all(t.done() for t in waiting):
                 break
             await asyncio.sleep(0.05)
@@ -114,7 +114,7 @@ async def test_fan_out_to_many_subscribers_of_two_tenants(api: Api) -> None:
             same = {"type": EventType.MESSAGE_ADDED, "thread_id": str(thread_id), "message_id": str(message_id),
                     "connection_id": str(connection_id), "occurred_at": "2030-01-01T00:00:00+00:00"}
             for sub in (seed.sub_a, seed.sub_b):
-                await api.rt.events.publish(DomainEvent(sub_account_id=str(sub), **same))
+                await api.emit(DomainEvent(sub_account_id=str(sub), **same))
             received.append(await asyncio.gather(*(_next(ws) for ws in sockets)))
         extra = await asyncio.gather(*(_extra(ws) for ws in sockets))
 

@@ -36,7 +36,7 @@ async def acknowledged(ws: AsyncWebSocketSession) -> None:
 async def publish_until_received(api: Api, ws: AsyncWebSocketSession, event: DomainEvent) -> dict[str, Any]:
     """The server subscribes to the bus asynchronously after `subscribe`: publish until it hears."""
     for _ in range(100):
-        await api.rt.events.publish(event)
+        await api.emit(event)
         try:
             return await ws.receive_json(timeout=0.05)
         except TimeoutError:
@@ -73,7 +73,7 @@ async def test_thread_events_of_another_tenant_are_refused(api: Api) -> None:
         assert message["type"] == "error", message
         assert message["payload"][0]["extensions"]["code"] == "NOT_FOUND"
         # Nothing published on that thread reaches this connection.
-        await api.rt.events.publish(
+        await api.emit(
             DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(api.seed.sub_b), thread_id=str(api.seed.thread_b))
         )
         with pytest.raises(TimeoutError):
@@ -106,7 +106,7 @@ async def test_inbox_events_and_auth_from_handshake_header(api: Api) -> None:
         await acknowledged(ws)
         await ws.send_json({"id": "inbox", "type": "subscribe", "payload": {"query": query}})
         # Another tenant's events never arrive, even while ours do.
-        await api.rt.events.publish(
+        await api.emit(
             DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(api.seed.sub_b), thread_id=str(api.seed.thread_b))
         )
         event = DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=str(api.seed.sub_a), thread_id=str(api.seed.threads_a[0]))

@@ -1,0 +1,89 @@
+"""Log lines: one JSON object each, tagged with the request or job, and never a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import uuid
+
+from sync_engine.logging_setup import build_handler, job_context, request_context
+from sync_engine.settings import Settings
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLWJ5dGVz"
+
+
+def _logger(log_format: str) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    logger = logging.getLogger(f"test.logging.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(build_handler(Settings(log_format=log_format), stream))
+    return logger, stream
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_time_level_logger_message_and_context() -> None:
+    logger, stream = _logger("json")
+    logger.info("outside")
+    with request_context("req-1"):
+        logger.warning("inside %s", "a request")
+    with job_context("job-9", "sync_mailbox"):
+        logger.error("inside a job")
+    outside, in_request, in_job = _lines(stream)
+    assert set(outside) == {"time", "level", "logger", "message"}
+    assert in_request["request_id"] == "req-1" and in_request["message"] == "inside a request"
+    assert in_request["level"] == "WARNING" and in_request["logger"] == logger.name
+    assert in_job["job_id"] == "job-9" and in_job["job_name"] == "sync_mailbox" and "request_id" not in in_job
+
+
+async def test_context_does_not_leak_between_concurrent_tasks() -> None:
+    logger, stream = _logger("json")
+
+    async def handle(request_id: str) -> None:
+        with request_context(request_id):
+            await asyncio.sleep(0)
+            logger.info("handling")
+
+    await asyncio.gather(*(handle(f"r{i}") for i in range(20)))
+    assert sorted(line["request_id"] for line in _lines(stream)) == sorted(f"r{i}" for i in range(20))
+
+
+def test_secrets_never_reach_the_output() -> None:
+    for log_format in ("json", "text"):
+        logger, stream = _logger(log_format)
+        logger.info("headers %s", {"Authorization": f"Bearer {JWT}", "X-Api-Key": "esk_live_abcdef123456"})
+        logger.info("Authorization: ApiKey esk_0123456789abcdef")
+        logger.info("token refresh answered %s", '{"access_token": "ya29.secret-access", "refresh_token": "1//secret-refresh"}')
+        logger.info("connecting to postgresql+asyncpg://emailsync:hunter2@db:5432/emailsync")
+        logger.info("smtp login password=Sup3rSecret! user=ann")
+        logger.info("flow_token=%s&state=abc", "flow-secret-value")
+        try:
+            raise ValueError(f"bad token {JWT} for redis://:redispass@cache:6379/0")
+        except ValueError:
+            logger.exception("failed")
+        out = stream.getvalue()
+        for secret in (JWT, "esk_live_abcdef123456", "esk_0123456789abcdef", "ya29.secret-access", "1//secret-refresh",
+                       "hunter2", "Sup3rSecret!", "flow-secret-value", "redispass", "c2lnbmF0dXJlLWJ5dGVz"):
+            assert secret not in out, (log_format, secret, out)
+        # What is not a secret stays readable.
+        assert "db:5432/emailsync" in out and "user=ann" in out and "state=abc" in out and "ValueError" in out
+
+
+def test_records_are_scrubbed_for_every_handler_after_ours() -> None:
+    """The filter rewrites the record itself: a second handler (a test's, an error tracker's)
+    sees the scrubbed message, not the original arguments."""
+    logger, _ = _logger("json")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger.addHandler(Keep())
+    logger.info("Authorization: Bearer %s", JWT)
+    assert JWT not in seen[0].getMessage() and seen[0].args is None

@@ -69,6 +69,7 @@ def to_sync_event(event: DomainEvent) -> SyncEvent | None:
         message_db_id=_uuid(event.message_id),
         connection_db_id=_uuid(event.connection_id),
         seq=event.seq or 0,
+        sub_account_db_id=_uuid(event.sub_account_id),
     )
 
 
@@ -107,13 +108,15 @@ def _selected_loads(info: Info) -> frozenset[str]:
     return frozenset(names) & LOADED_FIELDS
 
 
-def _parse_after(after: str | None) -> int | None:
+def _parse_after(after: str | None, sub_account_id: uuid.UUID) -> int | None:
     if after is None:
         return None
-    seq = decode_event_cursor(after)
-    if seq is None:
+    decoded = decode_event_cursor(after)
+    if decoded is None:
         raise BadUserInput("after is not an event cursor")
-    return seq
+    cursor_sub_account, seq = decoded
+    # Another sub-account's cursor says nothing about this log: "missed", never a silent skip.
+    return seq if cursor_sub_account == sub_account_id else -1
 
 
 async def _stream(
@@ -127,7 +130,8 @@ async def _stream(
         async for event in events:
             if event.type == EventType.EVENTS_MISSED:  # no ids, nothing to scope: always passed on
                 yield SyncEvent(type=SyncEventType.EVENTS_MISSED, occurred_at=datetime.now(UTC), thread_db_id=None,
-                                message_db_id=None, connection_db_id=None, seq=event.seq or 0)
+                                message_db_id=None, connection_db_id=None, seq=event.seq or 0,
+                                sub_account_db_id=sub_account_id)
                 continue
             sync_event = shared_sync_event(info, sub_account_id, event)
             if sync_event is not None:
@@ -148,7 +152,7 @@ class Subscription:
         after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
-        start = _parse_after(after)
+        start = _parse_after(after, viewer.sub_account_id)
         tid = parse_global_id(thread_id, "Thread")
         found = []
         if tid is not None:
@@ -168,7 +172,8 @@ class Subscription:
         self, info: Info, after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
-        return _stream(info, viewer.sub_account_id, _parse_after(after), lambda e: e.type in _MAIL_EVENTS)
+        return _stream(info, viewer.sub_account_id, _parse_after(after, viewer.sub_account_id),
+                       lambda e: e.type in _MAIL_EVENTS)
 
     @strawberry.subscription(
         description="State changes of the caller's mailbox connection (for API keys: every connection of the "
@@ -179,7 +184,7 @@ class Subscription:
         self, info: Info, after: Annotated[str | None, strawberry.argument(description=AFTER_DESCRIPTION)] = None,
     ) -> AsyncGenerator[SyncEvent, None]:
         viewer = info.context.require_member()
-        start = _parse_after(after)
+        start = _parse_after(after, viewer.sub_account_id)
         owner = str(viewer.user_id) if viewer.user_id is not None else None
 
         def accept(e: DomainEvent) -> bool:

@@ -45,6 +45,9 @@ class ResilientRedisBackend(BroadcastBackend):
         self._channels: set[str] = set()
         self._received: asyncio.Queue[Event] = asyncio.Queue()
         self._has_channels = asyncio.Event()
+        # One pub/sub mutation at a time: redis-py's PubSub opens its connection lazily, and
+        # concurrent first subscribes would each open one (all but the last left unread).
+        self._mutating = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self.reconnects = 0  # observable in tests and metrics
 
@@ -63,14 +66,19 @@ class ResilientRedisBackend(BroadcastBackend):
         self._channels.add(channel)
         self._has_channels.set()
         try:
-            await self._pubsub.subscribe(channel)
+            async with self._mutating:
+                await self._pubsub.subscribe(channel)
         except _LOST:
             pass  # the reader resubscribes every channel once Redis is back
+        except asyncio.CancelledError:
+            self._channels.discard(channel)  # nobody will listen on it
+            raise
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
         try:
-            await self._pubsub.unsubscribe(channel)
+            async with self._mutating:
+                await self._pubsub.unsubscribe(channel)
         except _LOST:
             pass  # the connection is gone, and the channel with it
 
@@ -89,11 +97,14 @@ class ResilientRedisBackend(BroadcastBackend):
                 if not self._pubsub.subscribed:
                     # Subscribed to nothing (all channels left, or a subscribe raced the
                     # last unsubscribe): make sure the live set is subscribed.
-                    await self._pubsub.subscribe(*sorted(self._channels))
+                    async with self._mutating:
+                        if self._channels:
+                            await self._pubsub.subscribe(*sorted(self._channels))
+                    continue
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except _LOST as exc:
+            except Exception as exc:  # lost, or an answer we cannot read: start a clean connection
                 log.warning("event bus lost Redis (%s); reconnecting", type(exc).__name__)
                 await self._reconnect()
                 continue
@@ -104,13 +115,17 @@ class ResilientRedisBackend(BroadcastBackend):
         """A fresh pub/sub connection subscribed to every live channel; retries until Redis is back."""
         backoff = 0.1
         while True:
-            await _quietly_close(self._pubsub)
-            self._pubsub = self._conn.pubsub()
-            channels = sorted(self._channels)
-            try:
-                if channels:
-                    await self._pubsub.subscribe(*channels)
-            except _LOST:
+            async with self._mutating:
+                await _quietly_close(self._pubsub)
+                self._pubsub = self._conn.pubsub()
+                channels = sorted(self._channels)
+                try:
+                    if channels:
+                        await self._pubsub.subscribe(*channels)
+                    failed = False
+                except Exception:  # still away (or answering nonsense): try again shortly
+                    failed = True
+            if failed:
                 await asyncio.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
                 continue

@@ -33,6 +33,10 @@ REPLAY_PAGE = 500
 MAX_QUEUED = 10_000
 _CATCH_UP = DomainEvent(type="catch_up", sub_account_id="")  # internal: "read the log now"
 _OVERFLOW = DomainEvent(type="overflow", sub_account_id="")  # internal: "your queue was dropped"
+_CLOSED = DomainEvent(type="closed", sub_account_id="")  # internal: "the process is shutting down"
+# Replays of resuming listeners read the log at most this many at a time: a thousand
+# clients reconnecting after an API restart must not take every pooled connection.
+MAX_CONCURRENT_REPLAYS = 4
 _RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -65,6 +69,8 @@ class SubAccountFeed:
         self.listeners: set[_Listener] = set()
         self._inbox: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._catch_up_queued = False
+        self._failures = 0
+        self.closed = False  # released: its task must end, whatever it was doing
         self.task = asyncio.create_task(self._run(), name=f"event-feed-{sub_account_id}")
 
     def catch_up(self) -> None:
@@ -75,15 +81,18 @@ class SubAccountFeed:
     async def _run(self) -> None:
         """Read forever; whatever breaks (the database, the bus) is retried, never fatal:
         listeners would otherwise wait on a feed that no longer reads."""
-        failures = 0
-        while True:
+        while not self.closed:
             try:
                 await self._read()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
-                failures += 1
+                # broadcaster's own cleanup can raise (KeyError) over a cancellation that
+                # came mid-subscribe: a released feed stops here rather than reading on.
+                if self.closed or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise asyncio.CancelledError from exc
+                delay = _RETRY_SECONDS[min(self._failures, len(_RETRY_SECONDS) - 1)]
+                self._failures += 1
                 log.warning("event feed of %s failed (%s); restarting in %.1fs", self.sub_account_id,
                             type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -99,6 +108,7 @@ class SubAccountFeed:
                     heads = await _retrying(lambda: self._feeds.read_heads([self.sub_account_id]))
                     self.head = heads[self.sub_account_id][0]
                     self.ready.set()
+                self._failures = 0
                 while True:
                     if pump.done():
                         pump.result()  # the bus subscription ended or broke: start over
@@ -148,6 +158,7 @@ class EventFeeds:
         self._poll_seconds = poll_seconds
         self._feeds: dict[uuid.UUID, SubAccountFeed] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._replays = asyncio.Semaphore(MAX_CONCURRENT_REPLAYS)
 
     async def read_heads(self, sub_account_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
         async with self._engine.connect() as conn:
@@ -184,22 +195,23 @@ class EventFeeds:
                       start: int) -> AsyncIterator[DomainEvent]:
         position = start
         if after is not None:
-            last_seq, purged_through = (await self.read_heads([feed.sub_account_id]))[feed.sub_account_id]
-            if after < purged_through or after > last_seq:
-                yield DomainEvent(type=EventType.EVENTS_MISSED, sub_account_id=str(feed.sub_account_id), seq=start)
+            async with self._replays:
+                last_seq, purged_through = (await _retrying(lambda: self.read_heads([feed.sub_account_id])))[
+                    feed.sub_account_id]
+            if after < purged_through or after > last_seq:  # cut by the retention, or not this log's
+                yield self._missed(feed, start)
             else:
-                position = after
-                async for event in self._replay(feed, listener, position, start):
-                    position = event.seq or position
+                async for event in self._replay(feed, listener, after, start):
                     yield event
-                position = max(position, start)
+                position = max(start, after)  # a feed behind this cursor skips what the client has
         while True:
             event = await listener.queue.get()
+            if event is _CLOSED:
+                return
             if event is _OVERFLOW:
                 listener.overflowed = False
                 target = feed.head  # events after it are queued again from here on
                 async for replayed in self._replay(feed, listener, position, target):
-                    position = replayed.seq or position
                     yield replayed
                 position = max(position, target)
                 continue
@@ -208,11 +220,18 @@ class EventFeeds:
             position = event.seq
             yield event
 
+    def _missed(self, feed: SubAccountFeed, resume_at: int) -> DomainEvent:
+        return DomainEvent(type=EventType.EVENTS_MISSED, sub_account_id=str(feed.sub_account_id), seq=resume_at)
+
     async def _replay(self, feed: SubAccountFeed, listener: _Listener, after: int,
                       through: int) -> AsyncIterator[DomainEvent]:
+        """The accepted events in ``(after, through]``; if the retention purge removed some
+        of them meanwhile, ``EVENTS_MISSED`` (resuming at ``through``) instead of a gap."""
         while after < through:
-            rows = await self.read_log(feed.sub_account_id, after, through)
-            if not rows:
+            async with self._replays:
+                rows = await _retrying(lambda: self.read_log(feed.sub_account_id, after, through))
+            if not rows or rows[0].seq != after + 1:
+                yield self._missed(feed, through)
                 return
             for row in rows:
                 event = DomainEvent.from_log_row(feed.sub_account_id, row)
@@ -233,6 +252,7 @@ class EventFeeds:
         feed.refs -= 1
         if feed.refs <= 0 and self._feeds.get(feed.sub_account_id) is feed:
             del self._feeds[feed.sub_account_id]
+            feed.closed = True
             feed.task.cancel()
 
     async def _poll(self) -> None:
@@ -253,6 +273,10 @@ class EventFeeds:
                     ready[sub_id].catch_up()
 
     async def close(self) -> None:
+        for feed in self._feeds.values():
+            feed.closed = True
+            for listener in feed.listeners:
+                listener.queue.put_nowait(_CLOSED)  # their subscriptions end instead of hanging
         tasks = [feed.task for feed in self._feeds.values()]
         if self._poller is not None:
             tasks.append(self._poller)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
+import re
 import logging
 import uuid
 from collections.abc import Callable, Collection
@@ -59,13 +60,15 @@ class SyncEvent:
     message_db_id: strawberry.Private[uuid.UUID | None]
     connection_db_id: strawberry.Private[uuid.UUID | None]
     seq: strawberry.Private[int] = 0
+    sub_account_db_id: strawberry.Private[uuid.UUID | None] = None
     # The event's rows in the subscribers' sub-account; None for EVENTS_MISSED (no ids).
     scope: strawberry.Private[EventScope | None] = None
 
     @strawberry.field(description="Where this event stands in the sub-account's event log. Give it as `after` when "
                       "subscribing again to receive exactly the events that came after it.")
     def cursor(self) -> str:
-        return encode_event_cursor(self.seq)
+        assert self.sub_account_db_id is not None, "every streamed event knows its sub-account"
+        return encode_event_cursor(self.sub_account_db_id, self.seq)
 
     def _scope(self, info: Info) -> EventScope | None:
         """The shared scope, when it is the viewer's sub-account's (``_stream`` picks it
@@ -104,22 +107,28 @@ class SyncEvent:
 
 
 _CURSOR_PREFIX = "event:"
+_CURSOR_TEXT = re.compile(r"event:([0-9a-f]{32}):([0-9]{1,18})")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
-def encode_event_cursor(seq: int) -> str:
-    """Opaque to clients (base64url, like connection cursors); inside, the event's number."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+def encode_event_cursor(sub_account_id: uuid.UUID, seq: int) -> str:
+    """Opaque to clients (base64url, like connection cursors); inside, the sub-account whose
+    log it points into and the event's number in it."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{sub_account_id.hex}:{seq}".encode()).decode().rstrip("=")
 
 
-def decode_event_cursor(cursor: str) -> int | None:
+def decode_event_cursor(cursor: str) -> tuple[uuid.UUID, int] | None:
+    """(sub-account, seq), or None for anything that is not a cursor we made."""
+    if not _BASE64URL.fullmatch(cursor):
+        return None
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, UnicodeDecodeError):
         return None
-    number = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not number.isascii() or not number.isdigit() or len(number) > 18:
+    found = _CURSOR_TEXT.fullmatch(text)
+    if found is None:
         return None
-    return int(number)
+    return uuid.UUID(found.group(1)), int(found.group(2))
 
 
 def _row(row: Any) -> Any:

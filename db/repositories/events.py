@@ -69,17 +69,30 @@ async def read_after(
     return (await conn.execute(query.order_by(e.seq).limit(limit))).all()
 
 
-async def purge_before(conn: AsyncConnection, cutoff: datetime, *, batch: int = 500) -> int:
-    """Remove events that occurred before ``cutoff``, remembering per sub-account how far
-    the log was cut (so an older cursor is answered "missed", not silently skipped)."""
-    e, c = events_t.c, counters_t.c
-    cut = (await conn.execute(
-        select(e.sub_account_id, func.max(e.seq)).where(e.occurred_at < cutoff).group_by(e.sub_account_id).limit(batch)
-    )).all()
-    removed = 0
-    for sub_account_id, through in cut:
-        result = await conn.execute(delete(events_t).where(e.sub_account_id == sub_account_id, e.seq <= through))
-        removed += result.rowcount or 0
-        await conn.execute(update(counters_t).where(c.sub_account_id == sub_account_id, c.purged_through < through)
-                           .values(purged_through=through))
-    return removed
+async def expired_ranges(conn: AsyncConnection, cutoff: datetime, *, limit: int = 500) -> list[tuple[uuid.UUID, int]]:
+    """(sub-account, last seq to remove) for sub-accounts with events older than ``cutoff``,
+    in sub-account order (the one lock order every writer of counters follows)."""
+    e = events_t.c
+    rows = await conn.execute(select(e.sub_account_id, func.max(e.seq)).where(e.occurred_at < cutoff)
+                              .group_by(e.sub_account_id).order_by(e.sub_account_id).limit(limit))
+    return [(sub_id, int(through)) for sub_id, through in rows]
+
+
+async def mark_purged(conn: AsyncConnection, sub_account_id: uuid.UUID, through: int) -> None:
+    """Say the log is cut through ``through`` before cutting it: a reader that sees fewer rows
+    than it expects can then tell a purge from a bug (and answer "missed")."""
+    c = counters_t.c
+    await conn.execute(update(counters_t).where(c.sub_account_id == sub_account_id, c.purged_through < through)
+                       .values(purged_through=through))
+
+
+async def delete_oldest(conn: AsyncConnection, sub_account_id: uuid.UUID, through: int, *, batch: int = 5000) -> int:
+    """Remove at most ``batch`` of the sub-account's oldest events up to ``through``."""
+    e = events_t.c
+    lowest = (await conn.execute(select(func.min(e.seq)).where(e.sub_account_id == sub_account_id,
+                                                                 e.seq <= through))).scalar()
+    if lowest is None:
+        return 0
+    result = await conn.execute(delete(events_t).where(
+        e.sub_account_id == sub_account_id, e.seq >= lowest, e.seq <= min(through, int(lowest) + batch - 1)))
+    return result.rowcount or 0

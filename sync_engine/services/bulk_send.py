@@ -26,7 +26,7 @@ from db.base import new_id, utcnow
 from db.models import BulkSend, BulkSendStatus, Message, OutboxItem, Thread
 from db.repositories import mailbox_sync
 from db.repositories import sending as repo
-from sync_engine.events import DomainEvent, EventType
+from sync_engine.events import DomainEvent, EventType, record_events
 from sync_engine.queue import enqueue_after_commit
 from sync_engine.rules.outbound import check_bulk, missing_contacts
 from sync_engine.rules.sender import MAILBOX_SEND_RATE_PER_MINUTE, EmailKind, SenderRoute
@@ -81,9 +81,10 @@ async def send_bulk_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uu
         return found
 
     async def perform() -> BulkSend:
-        bulk = await _queue(rt, sub_account_id, user_id, recipients, request, call)
+        bulk, events = await _queue(rt, sub_account_id, user_id, recipients, request, call)
         await enqueue_after_commit(rt.queue, "drain_bulk_send", str(bulk.id), job_id=f"bulk:{bulk.id}:start",
                                    safety_net="the periodic requeue_due_outbox job")
+        await rt.events.publish_all(events)
         await publish_progress(rt, bulk.sub_account_id, bulk.id)
         return bulk
 
@@ -91,7 +92,7 @@ async def send_bulk_email(rt: Runtime, *, sub_account_id: uuid.UUID, user_id: uu
 
 
 async def _queue(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID, recipients: list[str],
-                 request: BulkRequest, call: idempotency.IdempotentCall | None) -> BulkSend:
+                 request: BulkRequest, call: idempotency.IdempotentCall | None) -> tuple[BulkSend, list[DomainEvent]]:
     async with rt.sessions.begin() as session:
         bulk_id = new_id()
         if call is not None:
@@ -109,7 +110,8 @@ async def _queue(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID, rec
                         subject=request.subject, status=BulkSendStatus.QUEUED, total=len(recipients))
         session.add(bulk)
         await session.flush()
-        threads, messages, items = [], [], []
+        threads, messages, items, events = [], [], [], []
+        sub = str(sub_account_id)
         for address in recipients:
             contact = contacts[address.lower()]
             thread = Thread(id=new_id(), sub_account_id=sub_account_id, user_id=user_id, contact_id=contact.id,
@@ -123,11 +125,15 @@ async def _queue(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID, rec
             items.append({"id": new_id(), "sub_account_id": sub_account_id, "message_id": message.id,
                           "connection_id": sender.connection_id, "route": sender.decision.route.value,
                           "bulk_send_id": bulk_id})
+            events += [DomainEvent(type=EventType.THREAD_CREATED, sub_account_id=sub, thread_id=str(thread.id)),
+                       DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=sub, thread_id=str(thread.id),
+                                   message_id=str(message.id))]
         # Core executemany: a thousand recipients are three statements, not 3,000 ORM flushes.
         await session.execute(insert(Thread), threads)
         await session.execute(insert(Message), messages)
         await session.execute(insert(OutboxItem), items)
-        return bulk
+        await record_events(session, events)
+        return bulk, events
 
 
 def _row(obj: object) -> dict[str, object]:

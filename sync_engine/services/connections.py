@@ -231,9 +231,9 @@ async def disconnect_connection(rt: Runtime, *, sub_account_id: uuid.UUID, user_
         await session.flush()
         events = [connection_event(conn)]
         await record_events(session, events)
+    await rt.events.publish_all(events)
     # Stop the provider's push and erase tokens now, so nothing syncs any more either way.
     await retire_connection(rt, conn.id)
-    await rt.events.publish_all(events)
     return conn
 
 

@@ -15,11 +15,21 @@ from sync_engine.runtime import Runtime
 
 
 async def purge_expired_events(rt: Runtime) -> int:
+    """Remove expired events, in short transactions: one sub-account's counter at a time,
+    and deletes in bounded chunks, so writers of live events never wait long behind it."""
     cutoff = utcnow() - timedelta(hours=rt.settings.event_retention_hours)
     removed = 0
     while True:
-        async with rt.engine.begin() as conn:
-            batch = await event_log.purge_before(conn, cutoff)
-        removed += batch
-        if batch == 0:
+        async with rt.engine.connect() as conn:
+            ranges = await event_log.expired_ranges(conn, cutoff)
+        if not ranges:
             return removed
+        for sub_account_id, through in ranges:
+            async with rt.engine.begin() as conn:
+                await event_log.mark_purged(conn, sub_account_id, through)
+            while True:
+                async with rt.engine.begin() as conn:
+                    batch = await event_log.delete_oldest(conn, sub_account_id, through)
+                if not batch:
+                    break
+                removed += batch

@@ -167,5 +167,4 @@ async def pending_syncs(rt: Runtime) -> list[uuid.UUID]:
 
 
 async def _publish(rt: Runtime, events: list[DomainEvent]) -> None:
-    for event in events:
-        await rt.events.publish(event)
+    await rt.events.publish_all(events)  # the page's events are in the log; one relay announces them

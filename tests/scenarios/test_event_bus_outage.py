@@ -57,7 +57,7 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
     mailbox = tenant.user_email
     await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)
 
-    async with stack.subscribe(INBOX_EVENTS, {"after": encode_event_cursor(0)}, token=tenant.token) as events:
+    async with stack.subscribe(INBOX_EVENTS, {"after": encode_event_cursor(tenant.sub_account_id, 0)}, token=tenant.token) as events:
         await asyncio.to_thread(private_redis.stop)
         data = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [contact], "subject": "Sent during the outage",
                                                     "text": "Still there?"}}, token=tenant.token)

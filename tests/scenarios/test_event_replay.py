@@ -21,6 +21,7 @@ from db.models import EventCounter
 from sandbox.server import SandboxServer
 from tests.support.databases import create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox
+from tests.support.sending import SEND_BULK
 from tests.support.private_redis import PrivateRedis
 from tests.support.stack import Stack, Tenant, running_stack
 
@@ -64,7 +65,7 @@ async def test_a_reconnecting_subscriber_gets_exactly_what_it_missed(stack_on_pr
     await connect_mailbox(stack, tenant, "OUTLOOK", tenant.user_email)
 
     # From the start of the sub-account's log, so the first send is seen however soon it commits.
-    async with stack.subscribe(INBOX_EVENTS, {"after": encode_event_cursor(0)}, token=tenant.token) as events:
+    async with stack.subscribe(INBOX_EVENTS, {"after": encode_event_cursor(tenant.sub_account_id, 0)}, token=tenant.token) as events:
         first = await _send(stack, tenant, contact, "First")
         created = await _next(events)
         assert created["type"] == "THREAD_CREATED" and created["thread"]["id"] == first["thread"]["id"], created
@@ -123,3 +124,19 @@ async def test_a_cursor_older_than_the_retention_is_told_events_missed(stack_on_
         refused = await asyncio.wait_for(events.get(), timeout=30)
         assert refused["__end__"]["type"] == "error", refused
         assert refused["__end__"]["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_bulk_email_announces_each_thread_it_starts(stack_on_private_redis: Stack) -> None:
+    stack = stack_on_private_redis
+    contacts = tuple(f"bulk-{n}-{uuid.uuid4().hex[:6]}@client.example" for n in range(3))
+    tenant = await stack.seed_tenant(name="Bulk Homes", contacts=contacts)
+    await connect_mailbox(stack, tenant, "OUTLOOK", tenant.user_email)
+    data = await stack.graphql(SEND_BULK, {"input": {"idempotencyKey": str(uuid.uuid4()), "recipients": list(contacts),
+                                                     "from": tenant.user_email, "subject": "News", "text": "hello"}},
+                               token=tenant.token)
+    assert data["sendBulkEmail"]["userErrors"] == [], data
+    async with stack.subscribe(INBOX_EVENTS, {"after": encode_event_cursor(tenant.sub_account_id, 0)},
+                               token=tenant.token) as events:
+        replayed = [await _next(events) for _ in range(6)]
+    assert sorted(e["type"] for e in replayed) == ["MESSAGE_ADDED"] * 3 + ["THREAD_CREATED"] * 3
+    assert len({e["thread"]["id"] for e in replayed}) == 3

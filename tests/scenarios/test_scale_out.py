@@ -99,7 +99,7 @@ async def test_two_apis_and_two_workers(stack: Stack, tmp_path: Path) -> None:
             await stack.wait_for(lambda api=api: _ready(stack, api), timeout=60, what=f"{api} ready")
         await connect_mailbox(stack, tenant, "OUTLOOK", mailbox)
 
-        start = encode_event_cursor(0)
+        start = encode_event_cursor(tenant.sub_account_id, 0)
         async with stack.subscribe(INBOX_EVENTS, {"after": start}, token=tenant.token, base_url=apis[0]) as on_a, \
                 stack.subscribe(INBOX_EVENTS, {"after": start}, token=tenant.token, base_url=apis[1]) as on_b:
             for n in range(MAILS):

@@ -8,13 +8,16 @@ of its sub-account once, in log order.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx_ws import AsyncWebSocketSession
 
-from api.types.event import decode_event_cursor, encode_event_cursor
-from sync_engine import event_feed
+from api.types.event import decode_event_cursor as _decode
+from api.types.event import encode_event_cursor
+from db.repositories import events as event_log
+from sync_engine import event_feed, jobs
 from sync_engine.events import DomainEvent, EventType, record_events
 from tests.integration.api.conftest import Api
 from tests.integration.api.test_subscriptions import acknowledged, connect
@@ -28,6 +31,11 @@ async def _record_only(api: Api, event: DomainEvent) -> DomainEvent:
     async with api.rt.sessions.begin() as session:
         await record_events(session, [logged])
     return logged
+
+
+def decode_event_cursor(cursor: str) -> int | None:
+    decoded = _decode(cursor)
+    return decoded[1] if decoded is not None else None
 
 
 def _thread_event(api: Api, n: int, sub: str = "a") -> DomainEvent:
@@ -91,11 +99,32 @@ async def test_a_replay_shows_only_the_callers_sub_account(api: Api) -> None:
         await acknowledged(ws)
         # A cursor is a position in the caller's own log; one just before its event replays it.
         await ws.send_json({"id": "1", "type": "subscribe",
-                            "payload": {"query": INBOX, "variables": {"after": encode_event_cursor(mine.seq - 1)}}})
+                            "payload": {"query": INBOX, "variables": {"after": encode_event_cursor(api.seed.sub_b, mine.seq - 1)}}})
         event = await _next(ws)
         assert decode_event_cursor(event["cursor"]) == mine.seq and event["thread"] == {"subject": "Rival secret"}
         marker = await api.emit(_thread_event(api, 0, sub="b"))
         assert decode_event_cursor((await _next(ws))["cursor"]) == marker.seq
+
+
+async def test_another_sub_accounts_cursor_is_told_events_missed(api: Api) -> None:
+    theirs = await api.emit(_thread_event(api, 0, sub="b"))
+    ours = await api.emit(_thread_event(api, 1, sub="a"))
+    async with connect(api, {"authorization": f"Bearer {api.token('user_a')}"}) as ws:
+        await acknowledged(ws)
+        # A position in sub-account B's log, reused by a user of A: nothing of A may be skipped silently.
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {
+            "query": INBOX, "variables": {"after": encode_event_cursor(api.seed.sub_b, theirs.seq + ours.seq)}}})
+        event = await _next(ws)
+        assert event["type"] == "EVENTS_MISSED" and _decode(event["cursor"])[0] == api.seed.sub_a
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "ZXZlbnQ6MQ", "a b", "ZXZlbnQ6" + "x" * 300, "ZXZl*bnQ6MQ"])
+async def test_what_is_not_a_cursor_is_refused(api: Api, cursor: str) -> None:
+    async with connect(api, {"authorization": f"Bearer {api.token('user_a')}"}) as ws:
+        await acknowledged(ws)
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": INBOX, "variables": {"after": cursor}}})
+        message = await ws.receive_json(timeout=10)
+        assert message["type"] == "error" and message["payload"][0]["extensions"]["code"] == "BAD_USER_INPUT", message
 
 
 async def test_a_listener_that_falls_behind_replays_from_the_log(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,3 +134,28 @@ async def test_a_listener_that_falls_behind_replays_from_the_log(api: Api, monke
         emitted = [await api.emit(_thread_event(api, n % 4)) for n in range(10)]  # nobody reads meanwhile
         got = [(await anext(events)).seq for _ in emitted]
     assert got == [e.seq for e in emitted]
+
+
+async def test_the_retention_purge_cuts_the_log_and_resuming_before_the_cut_is_told_so(api: Api) -> None:
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    expired = [await api.emit(dataclasses.replace(_thread_event(api, n), occurred_at=old)) for n in range(3)]
+    kept = await api.emit(_thread_event(api, 3))
+    await jobs.purge_event_log({"runtime": api.rt})  # what the worker's hourly job runs
+
+    async with api.rt.engine.connect() as conn:
+        (_last, purged_through), = (await event_log.heads(conn, [api.seed.sub_a])).values()
+        remaining = [row.seq for row in await event_log.read_after(conn, api.seed.sub_a, 0)]
+    assert purged_through == expired[-1].seq
+    assert remaining and remaining[0] == kept.seq  # everything up to the cut is gone, nothing after it
+
+    async with connect(api, {"authorization": f"Bearer {api.token('user_a')}"}) as ws:
+        await acknowledged(ws)
+        before_cut = encode_event_cursor(api.seed.sub_a, expired[0].seq)
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": INBOX, "variables": {"after": before_cut}}})
+        assert (await _next(ws))["type"] == "EVENTS_MISSED"
+    async with connect(api, {"authorization": f"Bearer {api.token('user_a')}"}) as ws:
+        await acknowledged(ws)
+        at_cut = encode_event_cursor(api.seed.sub_a, expired[-1].seq)
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": INBOX, "variables": {"after": at_cut}}})
+        event = await _next(ws)
+        assert event["type"] == "THREAD_CREATED" and decode_event_cursor(event["cursor"]) == kept.seq

@@ -82,3 +82,20 @@ async def test_relaying_while_redis_is_down_loses_the_relay_not_the_change(priva
             else:
                 raise AssertionError("relaying never worked again")
         assert bus.dropped == 1
+
+
+async def test_channels_subscribed_at_the_same_moment_all_receive(private_redis: PrivateRedis) -> None:
+    """Many clients come back at once (an API restart): every channel is listened to, on one connection."""
+    from contextlib import AsyncExitStack
+
+    channels = [f"subaccount.c{n}" for n in range(8)]
+    async with Broadcast(backend=ResilientRedisBackend(private_redis.url)) as bus, \
+            Broadcast(private_redis.url) as publisher, AsyncExitStack() as stack:
+        subscribers = await asyncio.gather(*(stack.enter_async_context(bus.subscribe(c)) for c in channels))
+        for channel, subscriber in zip(channels, subscribers, strict=True):
+            assert (await _publish_until_heard(publisher, subscriber, channel, f"to {channel}"))[-1] == f"to {channel}"
+        # One pub/sub connection holds them all (none left open and unread).
+        probe = Broadcast(private_redis.url)
+        async with probe:
+            counts = await probe._backend._conn.pubsub_numsub(*channels)  # noqa: SLF001 - reading Redis, not ours
+        assert [int(n) for _, n in counts] == [1] * len(channels)

@@ -6,6 +6,13 @@
   set, Redis answers PING, each within ``EMAILSYNC_CHECK_TIMEOUT`` seconds; 200 with
   each check's result, 503 when any failed (take the replica out of rotation).
 
+``/metrics`` reads the database and the queue once per ``READING_TTL`` seconds at most:
+scrapes within that time (a flood of them, or every Prometheus of a deployment) share
+one reading, and concurrent scrapes wait for the one being taken (single flight). So
+``/metrics`` holds at most one pooled database connection at a time, never one per
+scraper, and cannot starve the requests that share the pool. Its figures are up to
+``READING_TTL`` seconds old.
+
 The probes use a Redis client of their own: a PING must not wait behind the queue's or
 the event bus's traffic, and must fail fast (short socket timeouts) when Redis is gone.
 Errors are reported by exception class only: a message could carry a URL or a host.
@@ -27,19 +34,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from db.repositories.operations import (
+    ConnectionSyncState,
+    LiveConnectionsSummary,
     current_connections_by_status,
     live_connection_sync_states,
+    live_connections_summary,
     ping,
 )
-from sync_engine.metrics import OperationsReading
+from sync_engine.metrics import (
+    CONNECTION_SERIES_LIMIT,
+    OPERATIONS_READINGS,
+    OperationsReading,
+)
 from sync_engine.settings import Settings
+
+# Seconds one /metrics reading of the database and the queue serves scrapes for.
+READING_TTL = 5.0
 
 
 class DependencyChecks:
     """What the API depends on, probed within a bounded time. One per app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reading_ttl: float = READING_TTL) -> None:
         self.timeout = settings.check_timeout
+        self.reading_ttl = reading_ttl
+        self._reading_lock = asyncio.Lock()
+        self._last_reading: tuple[float, OperationsReading] | None = None
         self.queue_name = settings.queue_name
         self.redis: Redis | None = None
         if settings.redis_url:
@@ -77,12 +97,25 @@ class DependencyChecks:
         return all(c["status"] == "ok" for c in checks.values()), checks
 
     async def reading(self, engine: AsyncEngine) -> OperationsReading:
-        """Everything ``/metrics`` reads at scrape time, each source bounded by the timeout."""
+        """What ``/metrics`` reports from the database and the queue: the last reading while
+        it is fresh, else a new one (taken by one scrape while the others wait for it)."""
+        async with self._reading_lock:
+            last = self._last_reading
+            if last is not None and time.monotonic() - last[0] < self.reading_ttl:
+                return last[1]
+            reading = await self._read(engine)
+            self._last_reading = (time.monotonic(), reading)
+            return reading
 
-        async def from_database() -> tuple[list[Any], dict[str, int]] | None:
+    async def _read(self, engine: AsyncEngine) -> OperationsReading:
+        """One reading, each source bounded by the timeout."""
+        OPERATIONS_READINGS.inc()
+
+        async def from_database() -> tuple[list[ConnectionSyncState], LiveConnectionsSummary, dict[str, int]] | None:
             try:
                 async with asyncio.timeout(self.timeout), engine.connect() as conn:
-                    return await live_connection_sync_states(conn), await current_connections_by_status(conn)
+                    return (await live_connection_sync_states(conn, CONNECTION_SERIES_LIMIT),
+                            await live_connections_summary(conn), await current_connections_by_status(conn))
             except Exception:  # reported as emailsync_dependency_up{dependency="database"} 0
                 return None
 
@@ -98,15 +131,19 @@ class DependencyChecks:
 
         db_part, depth = await asyncio.gather(from_database(), queue_depth())
         now = datetime.now(UTC)
-        lag: tuple[tuple[str, float, int], ...] = ()
-        by_status: dict[str, int] = {}
-        if db_part is not None:
-            states, by_status = db_part
-            lag = tuple((str(s.connection_id), max((now - s.synced_at).total_seconds(), 0.0) if s.synced_at else 0.0,
-                         s.pending_requests) for s in states)
-        return OperationsReading(database_up=db_part is not None,
-                                 redis_up=None if self.redis is None else depth is not None,
-                                 queue_depth=depth, connection_lag=lag, connections_by_status=by_status)
+
+        def lag_of(synced_at: datetime | None) -> float:
+            return max((now - synced_at).total_seconds(), 0.0) if synced_at else 0.0
+
+        if db_part is None:
+            return OperationsReading(database_up=False, redis_up=None if self.redis is None else depth is not None,
+                                     queue_depth=depth)
+        states, summary, by_status = db_part
+        return OperationsReading(
+            database_up=True, redis_up=None if self.redis is None else depth is not None, queue_depth=depth,
+            connection_lag=tuple((str(s.connection_id), lag_of(s.synced_at), s.pending_requests) for s in states),
+            connections_by_status=by_status, live_connections=summary.count,
+            max_lag_seconds=lag_of(summary.oldest_synced_at), pending_requests=summary.pending_requests)
 
     async def close(self) -> None:
         if self.redis is not None:

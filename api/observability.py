@@ -9,8 +9,10 @@
   (``/attachments/{attachment_id:uuid}``, never the path with its ids) and status;
 - it writes one access line per request (``EMAILSYNC_ACCESS_LOG``), with the route
   template and path but never the query string (signed URLs carry their signature
-  there) nor any header. Probes (``/healthz``, ``/readyz``, ``/metrics``) are counted
-  but not logged: they would drown the log.
+  there) nor any header. The path is as uvicorn decoded it (``%0A`` is a newline by now):
+  the log formatters escape it, so it cannot forge a line, and scrub any secret in it,
+  in the message and in the structured ``path`` field alike. Probes (``/healthz``,
+  ``/readyz``, ``/metrics``) are counted but not logged: they would drown the log.
 
 Written as plain ASGI (not ``BaseHTTPMiddleware``): it adds a few microseconds to a
 request and does not buffer streamed responses.
@@ -101,8 +103,9 @@ class RequestObservability:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text format: this process's counters, then gauges read now from the
-    database and the queue (queue depth, sync lag per connection)."""
+    """Prometheus text format: this process's counters, then gauges read from the database
+    and the queue (queue depth, sync lag), one reading shared by the scrapes of a few
+    seconds (``api.health.READING_TTL``)."""
     checks: DependencyChecks = request.app.state.dependency_checks
     reading = await checks.reading(request.app.state.runtime.engine)
     return Response(exposition(reading), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

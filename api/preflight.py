@@ -19,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from db.engine import create_engine
 from db.repositories.operations import (
@@ -52,7 +51,7 @@ def _reason(exc: BaseException) -> str:
 def _database_url(raw: str) -> URL:
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except Exception:  # ArgumentError, ValueError (a port that is not a number), ...: all say "not a URL"
         raise PreflightError("EMAILSYNC_DATABASE_URL is not a database URL "
                              "(expected postgresql+asyncpg://user@host:5432/db or sqlite+aiosqlite:///path)") from None
     if url.drivername not in SUPPORTED_DRIVERS:
@@ -73,7 +72,10 @@ async def check_database(settings: Settings, *, require_schema: bool = True) -> 
     if (require_schema and url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:")
             and not Path(url.database).exists()):
         raise PreflightError(f"the database file {where} does not exist: {MIGRATE_HINT} first")
-    engine = create_engine(settings.database_url)
+    try:
+        engine = create_engine(settings.database_url)
+    except Exception as exc:  # a URL make_url accepts and the driver does not (an unknown query argument, ...)
+        raise PreflightError(f"EMAILSYNC_DATABASE_URL cannot be used for {where}: {_reason(exc)}") from None
     try:
         async with asyncio.timeout(settings.check_timeout), engine.connect() as conn:
             await ping(conn)

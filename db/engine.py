@@ -31,6 +31,9 @@ def application_name() -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # A statement's error names the statement but not its parameters: those are message
+    # bodies, addresses and tokens, and the error ends up in a log line.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         # One writer at a time; wait instead of failing with "database is locked".
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -6,9 +6,15 @@ request inside ``request_context(request_id)`` and the worker each job inside
 ``job_context(job_id, job_name)``; both are contextvars, so they follow the asyncio task
 and its children and never leak to another request.
 
-Secrets never reach the output: the handler's filter rewrites each record's message
-(bearer and API-key credentials, JWTs, ``password=``/``token=``-style values, passwords
-in URLs) before any formatter sees it, and exception texts get the same treatment.
+Secrets never reach the output: the handler's filter rewrites each record's message and
+structured ``fields`` (bearer and API-key credentials, JWTs, ``password=``/``token=``-style
+values, passwords in URLs) before any formatter sees it, and exception texts get the same
+treatment.
+
+No input can forge a line: a message carries text from outside (uvicorn percent-decodes
+the request path, so ``%0A`` arrives as a newline), and the text formatter escapes every
+control character and line separator in it (``\\n``, ``\\x1b``, ``\\u2028``); JSON escapes
+them by itself, and the JSON formatter also escapes the separators JSON leaves raw.
 """
 
 from __future__ import annotations
@@ -48,12 +54,47 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _MAYBE_SECRET = re.compile(r"(?i)bearer|apikey|basic|eyJ|esk_|passw|secret|token|api[_-]?key|signature|authorization|://[^/\s]*:[^@\s/]*@")
 
 
+# A structured field whose very name says it holds a secret.
+_SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api[_-]?key|signature|authorization")
+
+
 def redact(text: str) -> str:
     if not _MAYBE_SECRET.search(text):
         return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return _redact_fields(value)
+    if isinstance(value, list | tuple):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def _redact_fields(fields: dict[Any, Any]) -> dict[Any, Any]:
+    """A copy of a record's structured fields with secrets scrubbed: values, and whole values
+    whose key names a secret (``{"token": "..."}`` has no ``token=`` for ``redact`` to see)."""
+    return {key: REDACTED if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, "")
+            else _redact_value(value) for key, value in fields.items()}
+
+# Characters that end a line for some reader (a terminal, ``str.splitlines``, a log
+# collector) or drive a terminal: C0 controls, DEL, C1 controls, U+2028/U+2029.
+_CONTROL_ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii")
+                    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)}
+_HAS_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# JSON escapes C0 controls itself; these it writes raw, and ``str.splitlines`` breaks on them.
+_JSON_RAW_SEPARATORS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_HAS_JSON_RAW_SEPARATOR = re.compile("[\x85\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character or line separator written as its escape."""
+    return text.translate(_CONTROL_ESCAPES) if _HAS_CONTROL.search(text) else text
 
 
 def current_request_id() -> str | None:
@@ -105,6 +146,9 @@ class RedactSecrets(logging.Filter):
         cleaned = redact(message)
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = _redact_fields(fields)
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
@@ -140,19 +184,28 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = redact(record.exc_text)
         if record.stack_info:
             line["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        text = json.dumps(line, ensure_ascii=False, default=str)
+        if _HAS_JSON_RAW_SEPARATOR.search(text):
+            text = text.translate(_JSON_RAW_SEPARATORS)
+        return text
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+    """``time LEVEL logger message [context]``, the message and context on that one line
+    whatever they hold; a traceback, when there is one, follows on lines of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        context = " ".join(f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if getattr(record, name, None))
+        text = f"{self.formatTime(record)} {record.levelname} {record.name} {escape_controls(record.getMessage())}"
+        context = " ".join(f"{name}={escape_controls(str(getattr(record, name)))}"
+                           for name in _CONTEXT_FIELDS if getattr(record, name, None))
         if context:
-            head, sep, rest = text.partition("\n")
-            text = f"{head} [{context}]{sep}{rest}"
+            text = f"{text} [{context}]"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text = f"{text}\n{record.exc_text}"
+        if record.stack_info:
+            text = f"{text}\n{self.formatStack(record.stack_info)}"
         return text
 
 

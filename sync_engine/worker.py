@@ -3,10 +3,12 @@
 arq's own worker ends for good when Redis goes away: its poll loop raises
 ``ConnectionError``, and so does its ``close()`` (DESIGN.md section 6). ``run_forever``
 owns the process instead. It builds an arq ``Worker`` from ``WorkerSettings`` and runs
-it; when that Worker stops on a Redis error, the supervisor cancels the jobs in flight
-(every job may run again: a cancelled sync pass releases its mailbox, an outbox claim
-guards its send), closes what can still be closed, logs one line, waits (capped
-exponential backoff) and starts a new Worker. Each new Worker runs the periodic safety
+it; when that Worker stops on a Redis error, no new job is taken and the jobs in flight
+get a grace period to finish (a send cancelled mid-DATA could only end "uncertain");
+what is still running then is cancelled (every job may run again: a cancelled sync
+pass releases its mailbox, an outbox claim guards its send). The supervisor closes what
+can still be closed, logs one line, waits (capped exponential backoff with jitter, so
+workers that lost the same Redis do not all come back at once) and starts a new Worker. Each new Worker runs the periodic safety
 nets at once: a Redis that came back empty holds no jobs, and the database is the
 truth of what is pending. SIGTERM and SIGINT stop it cleanly, in any state.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import signal
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -51,9 +54,24 @@ CRON_MAX_TRIES = 3
 RESTART_BACKOFF = ExponentialBackoff(cap=10.0, base=0.5)
 # A Worker that ran this long was healthy: the next restart starts the backoff afresh.
 HEALTHY_RUN_SECONDS = 60.0
+# Restart delays vary by this fraction either way.
+RESTART_JITTER = 0.2
+# After the queue loop failed, how long the jobs in flight may run on before they are
+# cancelled: long enough for a send or a page import in progress to finish (a relay's
+# reply to DATA, a provider call), short enough that the worker is soon back to work.
+JOB_GRACE_SECONDS = 30.0
 # How long cancelled jobs get to clean up (release leases) before the Worker is dropped.
 CLOSE_TIMEOUT = 5.0
 _REDIS_LOST = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class WorkerCancelled(Exception):
+    """arq's queue loop ended cancelled, not by our stop."""
+
+
+def restart_delay(failures: int) -> float:
+    """The wait before the next Worker: capped exponential backoff, ±``RESTART_JITTER``."""
+    return RESTART_BACKOFF.compute(failures) * random.uniform(1 - RESTART_JITTER, 1 + RESTART_JITTER)
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -176,7 +194,7 @@ async def supervise(stop: asyncio.Event | None = None) -> None:
                 reason = f"stopped unexpectedly ({type(exc).__name__})"
             if loop.time() - started >= HEALTHY_RUN_SECONDS:
                 failures = 0
-            delay = RESTART_BACKOFF.compute(failures)
+            delay = restart_delay(failures)
             failures += 1
             metrics.WORKER_RESTARTS.inc()
             log.warning("worker %s; starting a new one in %.1f s", reason, delay)
@@ -208,18 +226,37 @@ async def _run_one_worker(stop: asyncio.Event) -> None:
                            redis_pool=pool)
     worker.main_task = main = asyncio.create_task(worker.main(), name="arq-worker")
     stopping = asyncio.create_task(stop.wait())
+    grace = 0.0
     try:
         await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if main.done():
+        if main.done() and not stop.is_set():
+            grace = JOB_GRACE_SECONDS  # the loop failed: let the jobs in flight finish first
+            if main.cancelled():  # not by us: a failure like any other, the Worker is replaced
+                raise WorkerCancelled("the queue loop was cancelled")
             main.result()  # raises what stopped it
     finally:
         stopping.cancel()
-        await _close(worker)
+        await _close(worker, grace, stop)
 
 
-async def _close(worker: Worker) -> None:
-    """arq's ``Worker.close`` without its assumption that Redis is reachable: cancel the
-    jobs in flight and let them clean up, then close the runtime and the Redis client."""
+async def _close(worker: Worker, grace: float = 0.0, stop: asyncio.Event | None = None) -> None:
+    """arq's ``Worker.close`` without its assumption that Redis is reachable: give the jobs
+    in flight ``grace`` seconds to finish (cut short by ``stop``), cancel what is left and
+    let it clean up, then close the runtime and the Redis client."""
+    if worker.main_task is not None and not worker.main_task.done():
+        worker.main_task.cancel()  # takes no new job from here on
+    jobs = [task for task in worker.tasks.values() if not task.done()]
+    if jobs and grace > 0:
+        log.info("letting %d job(s) in flight finish (at most %.0f s)", len(jobs), grace)
+        waits = {asyncio.ensure_future(asyncio.wait(jobs))}
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stopping is not None:
+            waits.add(stopping)
+        try:
+            await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
     running = [task for task in [*worker.tasks.values(), worker.main_task] if task is not None and not task.done()]
     for task in running:
         task.cancel()

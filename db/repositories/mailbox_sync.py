@@ -78,8 +78,31 @@ async def drop_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner
     )
 
 
+async def defer_sync_lease(session: AsyncSession, connection_id: uuid.UUID, owner: str, until: datetime) -> None:
+    """A throttled pass lets go of the mailbox but keeps it blocked until the provider's
+    retry time: no owner, and a lease end that neither ``acquire_sync_lease`` nor
+    ``pending_sync_connections`` passes before then."""
+    await session.execute(
+        update(EmailConnection)
+        .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
+        .values(sync_lease_owner=None, sync_lease_until=until)
+    )
+
+
+async def sync_requested(session: AsyncSession, connection_id: uuid.UUID) -> bool:
+    """A sync request no pass has served yet (every enqueue of a sync bumps the counter first)."""
+    found = await session.scalar(
+        select(EmailConnection.id).where(
+            EmailConnection.id == connection_id,
+            EmailConnection.sync_requested_seq > EmailConnection.sync_done_seq,
+        )
+    )
+    return found is not None
+
+
 async def pending_sync_connections(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
-    """Live mailboxes with a sync request no pass is serving (e.g. its worker died)."""
+    """Live mailboxes with a sync request no pass is serving (e.g. its worker died), and
+    not blocked by a throttled pass until its retry time (``defer_sync_lease``)."""
     rows = await session.scalars(
         select(EmailConnection.id).where(
             EmailConnection.is_current.is_(True),

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import ColumnElement, Connection, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.migrate import MIGRATIONS_DIR
@@ -54,16 +54,44 @@ class ConnectionSyncState:
     pending_requests: int
 
 
-async def live_connection_sync_states(conn: AsyncConnection) -> list[ConnectionSyncState]:
-    """Every current, live connection with how far its sync is behind."""
+@dataclass(frozen=True)
+class LiveConnectionsSummary:
+    """All current, live connections at once, however many there are."""
+
+    count: int
+    # The oldest of their ``synced_at`` (None when there is no live connection).
+    oldest_synced_at: datetime | None
+    pending_requests: int
+
+
+def _synced_at() -> ColumnElement[datetime]:
     c = connections_t.c
-    stmt = (
-        select(c.id, func.coalesce(c.last_sync_at, c.connected_at, c.created_at),
-               c.sync_requested_seq - c.sync_done_seq)
-        .where(c.is_current.is_(True), c.status.in_(ConnectionStatus.LIVE))
-        .order_by(c.id)
-    )
-    return [ConnectionSyncState(row[0], row[1], max(int(row[2] or 0), 0)) for row in await conn.execute(stmt)]
+    return func.coalesce(c.last_sync_at, c.connected_at, c.created_at)
+
+
+def _pending() -> ColumnElement[int]:
+    c = connections_t.c
+    behind = c.sync_requested_seq - c.sync_done_seq
+    return case((behind > 0, behind), else_=0)
+
+
+def _live() -> tuple[ColumnElement[bool], ...]:
+    c = connections_t.c
+    return (c.is_current.is_(True), c.status.in_(ConnectionStatus.LIVE))
+
+
+async def live_connection_sync_states(conn: AsyncConnection, limit: int) -> list[ConnectionSyncState]:
+    """The ``limit`` current, live connections whose sync is furthest behind (longest since
+    their last sync), with how far behind each is."""
+    c = connections_t.c
+    stmt = select(c.id, _synced_at(), _pending()).where(*_live()).order_by(_synced_at(), c.id).limit(limit)
+    return [ConnectionSyncState(row[0], row[1], int(row[2] or 0)) for row in await conn.execute(stmt)]
+
+
+async def live_connections_summary(conn: AsyncConnection) -> LiveConnectionsSummary:
+    stmt = select(func.count(), func.min(_synced_at()), func.coalesce(func.sum(_pending()), 0)).where(*_live())
+    count, oldest, pending = (await conn.execute(stmt)).one()
+    return LiveConnectionsSummary(int(count), oldest, int(pending))
 
 
 async def current_connections_by_status(conn: AsyncConnection) -> dict[str, int]:

@@ -59,9 +59,10 @@ async def crm_sends_by_headers(
     db: AsyncConnection, sub_account_id: uuid.UUID, connection_id: uuid.UUID, headers: Iterable[str]
 ) -> list[Row[Any]]:
     """Messages the CRM sent through this mailbox, by Message-ID, with their thread's
-    connection and key, oldest first. Only these may be matched by Message-ID: their
-    Sent-folder copy is the same message (any other Message-ID match may be a stranger's
-    reuse of the id)."""
+    connection and key, oldest first, linked to a provider message or not (the caller
+    adopts into the oldest unlinked one and knows the rest were copied already). Only these
+    may be matched by Message-ID: their Sent-folder copy is the same message (any other
+    Message-ID match may be a stranger's reuse of the id)."""
     m, t = messages_t, threads_t
     out: list[Row[Any]] = []
     for chunk in _chunks(headers):

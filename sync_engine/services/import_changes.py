@@ -16,11 +16,12 @@ now needed are made, and the page is decided again.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.base import utcnow
 from db.models import EmailConnection
 from db.repositories import mailbox_sync as repo
 from sync_engine.domain import MailChange, SyncPage
@@ -62,18 +63,20 @@ class PageImporter:
             )
         return self._box
 
-    async def apply(self, page: SyncPage, lease_owner: str, lease_until: datetime) -> list[DomainEvent]:
+    async def apply(self, page: SyncPage, lease_owner: str, lease_length: timedelta) -> list[DomainEvent]:
+        """Write the page if ``lease_owner`` still holds the mailbox, and extend its lease by
+        ``lease_length`` from the moment of the write (downloads before it may take long)."""
         contents = await self._download_needed_attachments(page.changes)
         for _ in range(MAX_DECISION_ROUNDS - 1):
             try:
-                return await self._write(page, contents, lease_owner, lease_until)
+                return await self._write(page, contents, lease_owner, lease_length)
             except AttachmentNotDownloaded:
                 # Rolled back; decide afresh which downloads the page needs now.
                 contents.update(await self._download_needed_attachments(page.changes, have=contents))
-        return await self._write(page, contents, lease_owner, lease_until)  # still racing: fail, the pass retries
+        return await self._write(page, contents, lease_owner, lease_length)  # still racing: fail, the pass retries
 
     async def _write(
-        self, page: SyncPage, contents: dict[tuple[str, str], bytes], lease_owner: str, lease_until: datetime
+        self, page: SyncPage, contents: dict[tuple[str, str], bytes], lease_owner: str, lease_length: timedelta
     ) -> list[DomainEvent]:
         async with self._rt.sessions.begin() as session:
             plan = PagePlan(await self._mailbox(session), contents, needed=None)
@@ -94,7 +97,8 @@ class PageImporter:
                     cursor=page.cursor,
                     messages_synced=EmailConnection.messages_synced + plan.imported,
                     confidential_skipped=EmailConnection.confidential_skipped + plan.confidential,
-                    sync_lease_until=lease_until,
+                    # From now, not from before the downloads: never shorter than the heartbeat's.
+                    sync_lease_until=utcnow() + lease_length,
                 )
             )
             if stored.rowcount != 1:

@@ -16,6 +16,11 @@ changes). A Message-ID match alone never makes a message "already known" (DESIGN
 section 6: resends, broken mailers and reused corpora share ids) with one exception: the
 Sent-folder copy of a message the CRM itself sent through this mailbox, which is that
 message (its row was committed before the provider call) and is adopted, not inserted.
+Each Sent copy adopts the oldest CRM send with its Message-ID that no provider message of
+the connection holds yet (a relay may give several sends one id). A copy with none left,
+and the Inbox copy of a send addressed to the mailbox itself (From: the owner), are the
+CRM's own message once more: recorded as a sync skip (``copy_of_crm_send``) rather than
+imported as a duplicate, and never dropped unseen.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from sync_engine.rules.threading import (
 
 CONFIDENTIAL = "confidential"
 NO_SENDER_DETAIL = "the message has no sender address (From), so it cannot be matched to a contact"
+COPY_OF_CRM_SEND = "copy_of_crm_send"
+COPY_OF_CRM_SEND_DETAIL = "a copy of an email sent from the CRM, which already shows that email"
 
 
 class AttachmentNotDownloaded(Exception):
@@ -114,7 +121,9 @@ class PagePlan:
         self.imported = 0
         self.confidential = 0
         self._by_pid: dict[str, _Msg] = {}
-        self._crm_sent: dict[str, _Msg] = {}  # the CRM's sends through this mailbox, by Message-ID
+        # The CRM's sends through this mailbox by Message-ID, oldest first (a relay may
+        # give several one id).
+        self._crm_sent: dict[str, list[_Msg]] = {}
         self._skipped: set[str] = set()
         self._threads: dict[uuid.UUID, _Thread] = {}
         self._thread_by_key: dict[str, _Thread] = {}
@@ -138,11 +147,11 @@ class PagePlan:
         if not new:
             return
         self._skipped = await repo.skipped_provider_ids(db, box.connection_id, [m.provider_id for m in new])
-        headers = [h for m in new if m.folder is Folder.SENT and (h := _header_of(m))]
+        headers = [h for m in new if self._from_mailbox(m) and (h := _header_of(m))]
         for r in await repo.crm_sends_by_headers(db, box.sub_account_id, box.connection_id, headers):
             self._thread(r.thread_id, r.thread_connection_id, r.thread_key)
             known = self._by_pid.get(r.provider_message_id) or self._known(r)
-            self._crm_sent.setdefault(r.message_id_header, known)
+            self._crm_sent.setdefault(r.message_id_header, []).append(known)
         for tid, conn_id, key in await repo.threads_by_keys(db, box.connection_id, [m.thread_key for m in new]):
             self._thread_by_key[key] = self._thread(tid, conn_id, key)
         refs = [mid for m in new for mid in referenced_ids(m)]
@@ -153,6 +162,11 @@ class PagePlan:
                 self._thread_by_mid[header] = self._thread(tid, conn_id, key)
         emails = {a.normalized for m in new for a in participants(m)}
         self._contacts = await repo.contact_ids_by_emails(db, box.sub_account_id, emails)
+
+    def _from_mailbox(self, msg: MailMessage) -> bool:
+        """Sent by the mailbox itself: its Sent copy, or the Inbox copy of mail it addressed
+        to itself. Only these can be a copy of the CRM's send through it."""
+        return msg.folder is Folder.SENT or (msg.sender is not None and msg.sender.normalized == self._box.owner)
 
     @staticmethod
     def _known(r: Row[Any]) -> _Msg:
@@ -187,8 +201,16 @@ class PagePlan:
         if msg.is_draft or msg.provider_id in self._skipped:
             return
         header = _header_of(msg)
-        if header and msg.folder is Folder.SENT and (ours := self._crm_sent.get(header)) is not None:
-            self._adopt_sent_copy(ours, msg)
+        if header and self._from_mailbox(msg) and (sends := self._crm_sent.get(header)):
+            unlinked = next((s for s in sends if s.provider_message_id is None), None)
+            if msg.folder is Folder.SENT and unlinked is not None:
+                self._adopt_sent_copy(unlinked, msg)
+            else:
+                # Every send with this id already has its Sent copy, or this is the Inbox
+                # copy of a send to the mailbox itself: the CRM shows the message already.
+                self._skip(msg.provider_id, COPY_OF_CRM_SEND, detail=COPY_OF_CRM_SEND_DETAIL,
+                           subject=storable(msg.subject), from_email=_clip(msg.sender.email, 320) if msg.sender else None,
+                           sent_at=msg.sent_at)
             return
         # Anything else with a known Message-ID (an inbound message reusing it, a resend,
         # a second copy) is a message of its own.
@@ -260,11 +282,11 @@ class PagePlan:
         return match_thread(msg, by_key, by_mid)
 
     def _adopt_sent_copy(self, ours: _Msg, msg: MailMessage) -> None:
-        """The Sent-folder copy of a message the CRM sent: link it, never insert it again."""
-        if ours.provider_message_id is None:
-            ours.provider_message_id = msg.provider_id
-            self._change(ours, provider_message_id=msg.provider_id)
-            self._by_pid[msg.provider_id] = ours
+        """The Sent-folder copy of a message the CRM sent (not linked yet): link it, never
+        insert it again."""
+        ours.provider_message_id = msg.provider_id
+        self._change(ours, provider_message_id=msg.provider_id)
+        self._by_pid[msg.provider_id] = ours
         if ours.status in ("queued", "failed"):
             # It is in the Sent folder, so it went out (e.g. the send's response was lost).
             ours.status = "sent"

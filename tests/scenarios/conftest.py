@@ -10,6 +10,7 @@ import pytest
 
 from sandbox.server import SandboxServer
 from tests.support.databases import REDIS_URL, create_database, drop_database
+from tests.support.private_redis import PrivateRedis
 from tests.support.stack import Stack, running_stack, trust
 
 
@@ -34,6 +35,21 @@ async def stack(request: pytest.FixtureRequest, sandbox_server: SandboxServer, t
             yield s
     finally:
         await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
+        await drop_database(db_name)
+
+
+@pytest.fixture
+async def stack_on_private_redis(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
+                                 encryption_key: str) -> AsyncIterator[Stack]:
+    """PostgreSQL, and a Redis of the test's own (queue and bus) that it may stop and start;
+    no worker: a test starts one when it needs it."""
+    url, db_name = await create_database("postgres", tmp_path)
+    try:
+        async with running_stack(database_url=url, redis_url=private_redis.url, sandbox_url=sandbox_server.base_url,
+                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
+                                 separate_worker=False) as stack:
+            yield stack
+    finally:
         await drop_database(db_name)
 
 

@@ -12,35 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from db.models import Message
-from sandbox.server import SandboxServer
 from api.types.event import encode_event_cursor
-from tests.support.databases import create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
-from tests.support.stack import Stack, running_stack, worker_process
+from tests.support.stack import Stack, worker_process
 
-INBOX_EVENTS = "subscription { inboxEvents { type thread { subject } } }"
-
-
-@pytest.fixture
-async def stack_on_private_redis(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
-                                 encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        # No worker yet: the test starts one once Redis is back.
-        async with running_stack(database_url=url, redis_url=private_redis.url, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False) as stack:
-            yield stack
-    finally:
-        await drop_database(db_name)
+INBOX_EVENTS = "subscription($after: String) { inboxEvents(after: $after) { type thread { subject } } }"
 
 
 async def _next_event(events: asyncio.Queue, timeout: float = 20.0) -> dict:  # type: ignore[type-arg]

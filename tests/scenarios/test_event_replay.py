@@ -9,38 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from api.types.event import encode_event_cursor
 from db.models import EventCounter
-from sandbox.server import SandboxServer
-from tests.support.databases import create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox
 from tests.support.sending import SEND_BULK
 from tests.support.private_redis import PrivateRedis
-from tests.support.stack import Stack, Tenant, running_stack
+from tests.support.stack import Stack, Tenant
 
 INBOX_EVENTS = """subscription($after: String) { inboxEvents(after: $after) {
   type cursor thread { id } message { id subject } } }"""
 CONNECTION_EVENTS = "subscription($after: String) { emailConnectionEvents(after: $after) { type cursor } }"
-
-
-@pytest.fixture
-async def stack_on_private_redis(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
-                                 encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        async with running_stack(database_url=url, redis_url=private_redis.url, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False) as stack:
-            yield stack
-    finally:
-        await drop_database(db_name)
 
 
 async def _next(events: asyncio.Queue[dict[str, Any]], field: str = "inboxEvents",

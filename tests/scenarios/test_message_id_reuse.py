@@ -5,6 +5,10 @@ The CRM sends an email through the mailbox: its Sent-folder copy is the same mes
 Message-ID as its own, and two contacts' mail share another id (a resend, a reused
 corpus): each is synced as its own message. A full resync (the provider's cursor expired)
 shows every provider message again: still one CRM message per provider message.
+
+A CRM reply Cc'ing the user's own address comes back into the Inbox as another copy of
+that very email: the CRM shows it once (outbound) and reports the copy in "why didn't my
+email sync?", rather than showing it twice.
 """
 
 from __future__ import annotations
@@ -79,6 +83,51 @@ async def test_a_reused_message_id_hides_no_message(stack: Stack, provider: str)
     assert total == 1 + len(inbound)
     crm_thread = await thread_messages(stack, tenant, thread_id)
     assert [(m["origin"], m["status"]) for m in crm_thread if m["direction"] == "OUTBOUND"] == [("CRM", "SENT")]
+
+
+SKIPS = "{ syncSkips { edges { node { reason subject fromEmail } } } }"
+
+
+@pytest.mark.parametrize("provider", ["OUTLOOK", "GMAIL"])
+async def test_the_inbox_copy_of_a_crm_email_to_oneself_is_reported_not_duplicated(stack: Stack, provider: str) -> None:
+    ann = f"ann-{uuid.uuid4().hex[:6]}@client.example"
+    mailbox = f"user-{uuid.uuid4().hex[:8]}@biz.example"
+    # The user keeps their own address as a contact, to copy themselves on emails.
+    tenant = await stack.seed_tenant(name="Self copy", contacts=(ann, mailbox), user_email=mailbox)
+    await connect_mailbox(stack, tenant, provider, mailbox)
+
+    async def send(subject: str, text: str, **fields: object) -> dict:
+        sent = await stack.graphql(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": [ann],
+                                                    "subject": subject, "text": text, **fields}}, token=tenant.token)
+        assert sent["sendEmail"]["userErrors"] == [], sent
+        return sent["sendEmail"]
+
+    thread_id = (await send("Viewing", "Friday at 3?"))["thread"]["id"]
+
+    async def outbound_linked(count: int) -> list[dict] | None:
+        copies = [m for m in await sandbox_messages(stack, mailbox, "sent") if "Viewing" in m["subject"]]
+        ours = await _rows(stack, tenant, [c["id"] for c in copies])
+        linked = len(ours) == count and all(r.origin == "crm" and r.status == "sent" for r in ours)
+        return copies if linked else None
+
+    await stack.wait_for(lambda: outbound_linked(1), timeout=30, what="the first Sent copy linked")
+    # A reply in the CRM thread, copied to the user's own mailbox: its Inbox copy is in the
+    # same conversation as the thread.
+    await send("Re: Viewing", "Copy for my records.", threadId=thread_id, cc=[mailbox])
+    await stack.wait_for(lambda: outbound_linked(2), timeout=30, what="the reply's Sent copy linked")
+
+    async def copy_reported() -> list[dict] | None:
+        edges = (await stack.graphql(SKIPS, token=tenant.token))["syncSkips"]["edges"]
+        return [e["node"] for e in edges] or None
+
+    skips = await stack.wait_for(copy_reported, timeout=30, what="the Inbox copy reported as a sync skip")
+    assert [(s["reason"], s["subject"], s["fromEmail"].lower()) for s in skips] == [
+        ("copy_of_crm_send", "Re: Viewing", mailbox)]
+    [inbox_copy] = [m for m in await sandbox_messages(stack, mailbox, "inbox") if m["subject"] == "Re: Viewing"]
+    assert await _rows(stack, tenant, [inbox_copy["id"]]) == []
+    messages = await thread_messages(stack, tenant, thread_id)
+    assert sorted((m["direction"], m["origin"], m["text"].strip()) for m in messages) == [
+        ("OUTBOUND", "CRM", "Copy for my records."), ("OUTBOUND", "CRM", "Friday at 3?")]
 
 
 async def _rows(stack: Stack, tenant: Tenant, provider_ids: list[str]) -> list[Message]:

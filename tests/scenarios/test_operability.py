@@ -101,18 +101,27 @@ def test_serve_logs_json_lines_tagged_with_the_request_id(database_url: str, enc
         graphql = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=10,
                              headers={"Authorization": f"Bearer {secret}", "X-Api-Key": f"esk_{secret}"})
         assert graphql.headers["x-request-id"]
+        # A token pasted into a path: the access line logs the path (message and field).
+        leaked_id = f"op-{uuid.uuid4().hex}"
+        leaked = httpx.get(f"http://127.0.0.1:{port}/attachments/{secret}", headers={"X-Request-ID": leaked_id},
+                           timeout=10)
+        assert leaked.status_code == 404
 
         def tagged() -> list[dict]:
             lines = [line for line in json_lines(log_file) if line.get("request_id") == request_id]
             return lines if {line["logger"] for line in lines} >= {"api.webhooks", "api.access"} else []
 
         mine = wait_until(tagged, timeout=30, what="log lines tagged with the request id")
+        leaked_line = wait_until(lambda: next((line for line in json_lines(log_file)
+                                               if line.get("request_id") == leaked_id), None),
+                                 timeout=30, what="the access line of the request with a token in its path")
     lines = json_lines(log_file)
     for line in lines:
         assert {"time", "level", "logger", "message"} <= set(line), line
     access = next(line for line in mine if line["logger"] == "api.access")
     assert access["route"] == "/webhooks/graph" and access["status"] == 400
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # the server's own lines too
+    assert leaked_line["path"] == "/attachments/[redacted]" and "[redacted]" in leaked_line["message"], leaked_line
     assert secret not in log_file.read_text()
 
 
@@ -159,6 +168,8 @@ def test_wrong_database_url_is_one_line(command: str, encryption_key: str) -> No
     assert "EMAILSYNC_DATABASE_URL" in scheme and "postgresql+asyncpg://" in scheme
     nonsense = _start_error([command], _env(database_url="not a url at all", **base))
     assert "EMAILSYNC_DATABASE_URL is not a database URL" in nonsense
+    bad_port = _start_error([command], _env(database_url="postgresql+asyncpg://u@host:notaport/db", **base))
+    assert "EMAILSYNC_DATABASE_URL is not a database URL" in bad_port
 
 
 async def test_unmigrated_databases_say_run_migrate(encryption_key: str, tmp_path: Path) -> None:

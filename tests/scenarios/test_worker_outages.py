@@ -28,6 +28,7 @@ from tests.scenarios.conftest import sandbox_server_cleanup
 from tests.support.databases import PG_ADMIN_DSN, create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
+from tests.support.sending import SEND as SEND_EMAIL, caught, configure_relay, key, wait_until_sent
 from tests.support.stack import Stack, Tenant, free_port, running_stack, worker_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -192,6 +193,53 @@ async def drop_connections_of(pid: int) -> int:
             " WHERE application_name = $1) AS dropped", f"emailsync:{pid}")
     finally:
         await admin.close()
+
+
+async def test_a_send_in_flight_when_redis_restarts_finishes_and_is_sent_once(
+    outage_stack: Stack, private_redis: PrivateRedis, sandbox_server: SandboxServer
+) -> None:
+    """The queue loop fails with Redis, but the job in flight is not cancelled: it gets its
+    grace period, so a relay send waiting for the reply to DATA ends SENT, not UNCERTAIN."""
+    stack = outage_stack
+    contact = f"inflight-{uuid.uuid4().hex[:8]}@client.example"
+    tenant = await stack.seed_tenant(name="In Flight", contacts=(contact,))
+    assert (await configure_relay(stack, tenant, sandbox_server))["userErrors"] == []
+    # The relay stores the email, then holds its "250 OK" back while Redis restarts.
+    (await stack.sandbox.post("/_sandbox/smtp/faults", json={"hold_seconds": 8})).raise_for_status()
+    try:
+        with worker_process(stack.settings) as worker:
+            data = await stack.graphql(SEND_EMAIL, {"input": {"to": [contact], "subject": "Through the restart",
+                                                          "text": "x", "idempotencyKey": key()}}, token=tenant.token)
+            message_id = data["sendEmail"]["message"]["id"]
+            assert len(await caught(stack, contact, wait_for=1)) == 1  # in DATA now, its reply held
+            await asyncio.to_thread(private_redis.restart)
+            await wait_for_restart(stack, worker)
+            await wait_until_sent(stack, tenant, message_id, status="SENT")
+            assert worker.poll() is None
+    finally:
+        (await stack.sandbox.delete("/_sandbox/smtp/faults")).raise_for_status()
+    assert len(await caught(stack, contact)) == 1
+
+
+async def test_a_sync_job_with_nothing_requested_calls_no_provider(outage_stack: Stack) -> None:
+    """Every enqueue of a sync bumps the request counter first: a job that finds nothing
+    pending (a duplicate) returns without a pass."""
+    stack = outage_stack
+    tenant = await new_tenant(stack, "Duplicate Homes")
+    with worker_process(stack.settings):
+        await connect_mailbox(stack, tenant, "OUTLOOK", tenant.user_email)
+        before = await settled(stack, tenant)
+        runs = await counter(stack, "emailsync_job_runs_total", job="sync_mailbox", outcome="ok")
+        await stack.sandbox.delete("/_sandbox/requests")
+        await stack.runtime.queue.enqueue("sync_mailbox", str(before.id))
+
+        async def ran() -> bool:
+            return await counter(stack, "emailsync_job_runs_total", job="sync_mailbox", outcome="ok") > runs
+
+        await stack.wait_for(ran, timeout=30, interval=0.2, what="the duplicate sync job to run")
+    log = (await stack.sandbox.get("/_sandbox/requests", params={"mailbox": tenant.user_email})).json()
+    assert log == [], [(r["method"], r["path"]) for r in log]
+    assert (await connection(stack, tenant)).last_sync_at == before.last_sync_at
 
 
 async def test_dropped_database_connections_cost_the_worker_nothing(outage_stack: Stack) -> None:

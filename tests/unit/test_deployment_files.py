@@ -53,8 +53,15 @@ def test_compose_has_the_deployment_shape() -> None:
     for name, worker in workers.items():
         port = worker["environment"]["EMAILSYNC_WORKER_METRICS_PORT"]
         assert f":{port}/metrics" in " ".join(worker["healthcheck"]["test"]), name
-    for name in ("postgres", "redis"):
-        assert services[name]["healthcheck"]["test"], name
+    # PostgreSQL is healthy once it accepts TCP connections, as the services make them
+    # (during initialisation it answers on its Unix socket only).
+    postgres = services["postgres"]["healthcheck"]["test"]
+    assert postgres[:2] == ["CMD", "pg_isready"] and postgres[postgres.index("-h") + 1] == "127.0.0.1", postgres
+    assert postgres[postgres.index("-U") + 1] == services["postgres"]["environment"]["POSTGRES_USER"], postgres
+    assert postgres[postgres.index("-d") + 1] == services["postgres"]["environment"]["POSTGRES_DB"], postgres
+    # Redis is healthy when PING answers PONG (not the LOADING error it gives while reading its AOF).
+    redis = " ".join(services["redis"]["healthcheck"]["test"])
+    assert "redis-cli" in redis and "ping" in redis and "PONG" in redis, redis
 
 
 def test_compose_sets_only_real_settings() -> None:

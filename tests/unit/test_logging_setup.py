@@ -87,3 +87,53 @@ def test_records_are_scrubbed_for_every_handler_after_ours() -> None:
     logger.addHandler(Keep())
     logger.info("Authorization: Bearer %s", JWT)
     assert JWT not in seen[0].getMessage() and seen[0].args is None
+
+
+FORGED = "2026-12-04 18:00:00,000 ERROR api.auth admin token accepted"
+
+
+def test_no_message_can_forge_a_line() -> None:
+    """Text from outside (a decoded request path) holding line breaks, other controls or
+    Unicode line separators stays on its own line, visibly escaped."""
+    breaks = ("\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029")
+    for log_format in ("text", "json"):
+        logger, stream = _logger(log_format)
+        for brk in breaks:
+            with job_context("job-1", f"name{brk}{FORGED}"):
+                logger.info("GET %s 404", f"/x{brk}{FORGED}")
+        logger.info("colour \x1b[31mred\x1b[0m and a NUL \x00")
+        out = stream.getvalue()
+        lines = out.split("\n")[:-1]
+        assert out.splitlines() == lines and len(lines) == len(breaks) + 1, (log_format, out)  # every reader agrees
+        assert not any(line.startswith("2026-12-04 18:00:00") for line in lines), out
+        assert "\x1b" not in out and "\x00" not in out, out
+        if log_format == "json":
+            decoded = [json.loads(line) for line in lines]
+            # The JSON line still carries the exact text, for whoever reads it as JSON.
+            assert [d["message"] for d in decoded[:-1]] == [f"GET /x{brk}{FORGED} 404" for brk in breaks]
+        else:
+            assert "GET /x\\n2026-12-04" in out and "GET /x\\u2028" in out and "\\x1b[31m" in out, out
+
+
+def test_a_traceback_keeps_its_lines() -> None:
+    logger, stream = _logger("text")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logger.exception("failed with\nan injected line")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("failed with\\nan injected line") and lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"
+
+
+def test_structured_fields_are_scrubbed_too() -> None:
+    logger, stream = _logger("json")
+    logger.info("GET %s", f"/files/{JWT}", extra={"fields": {
+        "path": f"/files/{JWT}", "url": "redis://:redispass@cache:6379/0", "client_secret": "plain-secret",
+        "nested": {"note": "password=hunter2"}, "status": 200}})
+    (line,) = _lines(stream)
+    out = stream.getvalue()
+    for secret in (JWT, "redispass", "plain-secret", "hunter2"):
+        assert secret not in out, (secret, out)
+    assert line["path"] == "/files/[redacted]" and line["status"] == 200 and line["client_secret"] == "[redacted]"
+    assert line["url"] == "redis://:[redacted]@cache:6379/0"

@@ -5,6 +5,9 @@ opens the runtime from the settings)."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -12,9 +15,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 import uvicorn
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from api.app import create_app
+from sync_engine.logging_setup import build_handler
 from sync_engine.settings import Settings
 from tests.support.private_redis import PrivateRedis
 
@@ -25,8 +31,8 @@ def _settings(database_url: str, encryption_key: str, **overrides: object) -> Se
 
 
 @asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
+async def serving(settings: Settings, app: Starlette | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    server = uvicorn.Server(uvicorn.Config(app or create_app(settings), host="127.0.0.1", port=0, log_level="warning",
                                            lifespan="on"))
     task = asyncio.create_task(server.serve())
     for _ in range(1000):
@@ -130,3 +136,65 @@ async def test_request_id_is_echoed_or_made(database_url: str, encryption_key: s
             assert made != insane and re.fullmatch(r"[0-9a-f]{32}", made), made
         first, second = (await api.get("/healthz")).headers["x-request-id"], (await api.get("/healthz")).headers["x-request-id"]
         assert first != second
+
+
+async def test_a_path_cannot_forge_a_log_line(database_url: str, encryption_key: str) -> None:
+    """uvicorn percent-decodes the path: ``%0A`` reaches the access line as a newline. It
+    must stay one line, in text and in JSON, whatever the path holds."""
+    forged = "2026-12-04 18:00:00,000 ERROR api.auth admin token accepted"
+    streams = {fmt: io.StringIO() for fmt in ("text", "json")}
+    handlers = [build_handler(Settings(log_format=fmt), stream) for fmt, stream in streams.items()]
+    access = logging.getLogger("api.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    for handler in handlers:
+        access.addHandler(handler)
+    try:
+        async with serving(_settings(database_url, encryption_key)) as api:
+            request_id = f"forge-{uuid.uuid4().hex}"
+            for separator in ("%0A", "%0D%0A", "%E2%80%A8", "%C2%85"):
+                path = "/x" + separator + forged.replace(" ", "%20")
+                response = await api.get(path, headers={"X-Request-ID": request_id})
+                assert response.status_code == 404
+
+            async def logged() -> None:
+                deadline = asyncio.get_running_loop().time() + 30
+                while min(stream.getvalue().count(request_id) for stream in streams.values()) < 4:
+                    assert asyncio.get_running_loop().time() < deadline, streams["text"].getvalue()
+                    await asyncio.sleep(0.05)
+
+            await logged()
+    finally:
+        for handler in handlers:
+            access.removeHandler(handler)
+        access.setLevel(level)
+    text = streams["text"].getvalue()
+    assert len(text.splitlines()) == 4 and text.count("\n") == 4, text  # one line per request, by any reader's count
+    assert not any(line.startswith("2026-12-04 18:00:00") for line in text.splitlines()), text
+    assert "GET /x\\n2026-12-04 18:00:00,000 ERROR" in text, text  # visibly escaped
+    lines = [json.loads(line) for line in streams["json"].getvalue().splitlines()]
+    assert len(lines) == 4 and {line["request_id"] for line in lines} == {request_id}, lines
+    assert lines[0]["path"] == "/x\n" + forged and lines[0]["route"] == "unmatched", lines[0]
+
+
+async def test_concurrent_scrapes_share_one_reading(database_url: str, encryption_key: str) -> None:
+    """Each reading of the database costs a pooled connection: a flood of scrapes takes one
+    reading, not one each, and scrapes within the reading's lifetime reuse it."""
+    settings = _settings(database_url, encryption_key)
+    app = create_app(settings)
+    app.state.dependency_checks.reading_ttl = 120.0  # longer than this test, however busy the machine
+    async with serving(settings, app) as api:
+        def readings() -> float:  # this process's count: the app is served in it
+            return REGISTRY.get_sample_value("emailsync_operations_readings_total") or 0.0
+
+        before = readings()
+        flood = await asyncio.gather(*(api.get("/metrics") for _ in range(12)))
+        assert all(r.status_code == 200 for r in flood)
+        assert readings() == before + 1
+        assert samples(flood[0].text, "emailsync_operations_readings_total")[()] == before + 1  # it is exposed
+        later = await api.get("/metrics")
+        assert readings() == before + 1 and later.status_code == 200
+        # The reading's aggregates are there, over every live connection (none here).
+        assert samples(later.text, "emailsync_live_connections")[()] == 0
+        assert samples(later.text, "emailsync_sync_lag_max_seconds")[()] == 0
+        assert samples(later.text, "emailsync_sync_backlog_requests")[()] == 0

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db.base import utcnow
 from db.engine import create_engine, create_sessionmaker
 from db.models import (
     Attachment,
@@ -85,7 +84,7 @@ async def _setup(sessions: Any) -> EmailConnection:
 
 
 async def _apply(importer: PageImporter, changes: list[MailChange], cursor: str) -> list[tuple[str, str | None]]:
-    events = await importer.apply(SyncPage(changes, {"inbox": cursor}), "me", utcnow() + timedelta(minutes=5))
+    events = await importer.apply(SyncPage(changes, {"inbox": cursor}), "me", timedelta(minutes=5))
     return [(e.type, e.message_id) for e in events]
 
 
@@ -252,7 +251,7 @@ async def test_a_page_is_not_stored_without_the_lease(database_url: str) -> None
         importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
         with pytest.raises(LeaseLost):
             await importer.apply(SyncPage([_mail("a", sender=ANN, to=[OWNER])], {"inbox": "1"}), "someone-else",
-                                 utcnow() + timedelta(minutes=5))
+                                 timedelta(minutes=5))
         state = await _state(sessions, conn.id)
         assert state["messages"] == {} and state["threads"] == [] and state["conn"].cursor is None
     finally:

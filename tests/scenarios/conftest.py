@@ -39,6 +39,23 @@ async def stack(request: pytest.FixtureRequest, sandbox_server: SandboxServer, t
 
 
 @pytest.fixture
+async def api_without_worker(request: pytest.FixtureRequest, sandbox_server: SandboxServer, tmp_path: Path,
+                             encryption_key: str) -> AsyncIterator[Stack]:
+    """PostgreSQL + the shared Redis with no worker: the test starts (and kills) its own.
+    Settings overrides come from the ``stack_settings`` marker (short leases, say)."""
+    url, db_name = await create_database("postgres", tmp_path)
+    marker = request.node.get_closest_marker("stack_settings")
+    try:
+        async with running_stack(database_url=url, redis_url=REDIS_URL, sandbox_url=sandbox_server.base_url,
+                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
+                                 separate_worker=False, **(marker.kwargs if marker else {})) as s:
+            yield s
+    finally:
+        await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
+        await drop_database(db_name)
+
+
+@pytest.fixture
 async def stack_on_private_redis(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
                                  encryption_key: str) -> AsyncIterator[Stack]:
     """PostgreSQL, and a Redis of the test's own (queue and bus) that it may stop and start;

@@ -8,10 +8,8 @@ import asyncio
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +17,6 @@ from sqlalchemy import func, select
 
 from db.models import BulkSend, OutboxItem
 from sandbox.server import SandboxServer
-from tests.scenarios.conftest import sandbox_server_cleanup
-from tests.support.databases import REDIS_URL, create_database, drop_database
 from tests.support.sending import (
     BULK_EVENTS,
     SEND,
@@ -30,26 +26,13 @@ from tests.support.sending import (
     key,
     wait_until_sent,
 )
-from tests.support.stack import Stack, running_stack, worker_process
+from tests.support.stack import Stack, worker_process
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 # Short leases: a dead worker's claims lapse in seconds, so the test waits for that fact
 # (the lease in the database) rather than for minutes.
 LEASE_SECONDS = 2.0
-
-
-@pytest.fixture
-async def api_without_worker(sandbox_server: SandboxServer, tmp_path: Path, encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        async with running_stack(database_url=url, redis_url=REDIS_URL, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False, relay_send_lease_seconds=LEASE_SECONDS) as s:
-            yield s
-    finally:
-        await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
-        await drop_database(db_name)
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.stack_settings(relay_send_lease_seconds=LEASE_SECONDS)]
 
 
 def kill(worker: subprocess.Popen[bytes]) -> None:

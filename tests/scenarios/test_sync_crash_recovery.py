@@ -13,45 +13,27 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from db.models import ConnectionStatus, EmailConnection, Message
-from sandbox.server import SandboxServer
-from tests.scenarios.conftest import sandbox_server_cleanup
-from tests.support.databases import REDIS_URL, create_database, drop_database
 from tests.support.flows import START, app_page, finish_sign_in
-from tests.support.stack import Stack, running_stack, worker_process
+from tests.support.stack import Stack, worker_process
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 MESSAGES = 5000
 KILLS = 3
 # A short lease (the production default is 20 s) keeps the test quick; the takeover
 # bound below follows from it.
 LEASE_SECONDS = 5.0
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.stack_settings(sync_lease_seconds=LEASE_SECONDS)]
 RESUME_PERIOD = 10.0  # resume_pending_syncs' period (sync_engine/jobs.py PERIODIC)
 # From a kill to the next worker's first page: the lease running out, the next resume
 # tick, a worker process starting, on a busy 2-core machine.
 TAKEOVER_BOUND = LEASE_SECONDS + RESUME_PERIOD + 20.0
 FINISH_BOUND = 120.0  # from the last restart to the import's end
-
-
-@pytest.fixture
-async def api_without_worker(sandbox_server: SandboxServer, tmp_path: Path, encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        async with running_stack(database_url=url, redis_url=REDIS_URL, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False, sync_lease_seconds=LEASE_SECONDS) as s:
-            yield s
-    finally:
-        await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
-        await drop_database(db_name)
 
 
 async def seed(stack: Stack, mailbox: str, contacts: list[str]) -> set[str]:

@@ -29,9 +29,9 @@ from api.auth import Authenticator
 from api.graphiql import graphiql_assets_route
 from api.graphql_http import GraphQLView
 from api.health import DependencyChecks, readyz
+from api.oauth_routes import oauth_callback
 from api.observability import RequestObservability, metrics_endpoint
 from api.origins import allowed_origins, cors_middleware
-from api.oauth_routes import oauth_callback
 from api.pages import connected_page
 from api.response_cache import ResponseCache
 from api.schema import schema

@@ -175,7 +175,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 (resolver, attribute), complete = plan
                 try:
                     return complete(resolver(source, attribute))
-                except Exception:  # noqa: BLE001 - the generic path below reports it properly
+                except Exception:
                     pass
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
@@ -190,7 +190,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if complete is not None:
                 try:
                     return complete(result)
-                except Exception:  # noqa: BLE001 - the generic path below reports it properly
+                except Exception:
                     pass
         return super().complete_object_value(return_type, field_details_list, info, path, result, position_context)
 

@@ -34,20 +34,19 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.exceptions import MissingQueryError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.graphql import OperationType
 from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import http_request
 from api.auth import AuthenticationFailed, Authenticator
-from api.http_request import BadRequest, GraphQLRequest
 from api.context import Context, build_context
+from api.http_request import BadRequest, GraphQLRequest
 from api.inputs.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from api.response_cache import ResponseCache, cache_key
 from api.ws_protocol import CheckedTransportWSHandler

@@ -5,8 +5,8 @@ from __future__ import annotations
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import from_global_id
-from api.types.bulk_send import load_bulk_send
 from api.types.account import sub_account_from_row, user_from_row
+from api.types.bulk_send import load_bulk_send
 from api.types.contact import contact_from_row
 from api.types.email_connection import email_connection_from_row
 from api.types.message import message_from_row

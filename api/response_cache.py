@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any

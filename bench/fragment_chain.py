@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.schema import schema  # noqa: E402
+from api.schema import schema
 
 
 def chain(levels: int, salt: int) -> str:

@@ -33,14 +33,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, proc_status, seed_tenant  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
-from sync_engine.domain import Provider  # noqa: E402
-from sync_engine.providers.registry import build_providers  # noqa: E402
-from sync_engine.settings import Settings  # noqa: E402
-from tests.support.adapters import sign_in  # noqa: E402
-from tests.support.flows import START, app_page, finish_sign_in  # noqa: E402
-from tests.support.stack import Stack, Tenant  # noqa: E402
+from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, proc_status, seed_tenant
+from sandbox.server import SandboxServer
+from sync_engine.domain import Provider
+from sync_engine.providers.registry import build_providers
+from sync_engine.settings import Settings
+from tests.support.adapters import sign_in
+from tests.support.flows import START, app_page, finish_sign_in
+from tests.support.stack import Stack, Tenant
 
 TARGET_MB = 300
 STATUS = "{ emailConnection { status messagesSynced } }"

@@ -50,10 +50,10 @@ from httpx_ws import aconnect_ws
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import MODES, deployment, machine_conditions, seed_tenant  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
-from tests.support.flows import connect_mailbox  # noqa: E402
-from tests.support.stack import Stack  # noqa: E402
+from bench._support import MODES, deployment, machine_conditions, seed_tenant
+from sandbox.server import SandboxServer
+from tests.support.flows import connect_mailbox
+from tests.support.stack import Stack
 
 CONTACT = "ann@client.example"
 INBOX_EVENTS = "subscription { inboxEvents { type occurredAt message { id subject } } }"

@@ -21,13 +21,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import mailflow  # noqa: E402
-from sandbox.mailflow import Outgoing  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
-from sandbox.store import Address  # noqa: E402
-from sync_engine.providers.outlook import build_outlook_provider  # noqa: E402
-from sync_engine.settings import Settings  # noqa: E402
-from tests.support.adapters import sign_in as sign_in_through_browser  # noqa: E402
+from sandbox import mailflow
+from sandbox.mailflow import Outgoing
+from sandbox.server import SandboxServer
+from sandbox.store import Address
+from sync_engine.providers.outlook import build_outlook_provider
+from sync_engine.settings import Settings
+from tests.support.adapters import sign_in as sign_in_through_browser
 
 MAILBOX = "bench@outlook.example"
 

@@ -34,9 +34,18 @@ from websockets.asyncio.client import ClientConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import MODES, cpu_seconds, deployment, machine_conditions, mb, open_subscription, proc_status, seed_tenant  # noqa: E402
-from sandbox.server import SandboxServer  # noqa: E402
-from tests.support.flows import connect_mailbox  # noqa: E402
+from bench._support import (
+    MODES,
+    cpu_seconds,
+    deployment,
+    machine_conditions,
+    mb,
+    open_subscription,
+    proc_status,
+    seed_tenant,
+)
+from sandbox.server import SandboxServer
+from tests.support.flows import connect_mailbox
 
 CONTACT = "ann@client.example"
 INBOX_EVENTS = "subscription { inboxEvents { type occurredAt message { id subject } } }"

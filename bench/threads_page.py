@@ -34,11 +34,11 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.auth import mint_dev_token  # noqa: E402
-from db.engine import create_engine  # noqa: E402
-from db.migrate import upgrade  # noqa: E402
-from db.models import Contact, Message, SubAccount, Thread, User  # noqa: E402
-from sync_engine.settings import Settings  # noqa: E402
+from api.auth import mint_dev_token
+from db.engine import create_engine
+from db.migrate import upgrade
+from db.models import Contact, Message, SubAccount, Thread, User
+from sync_engine.settings import Settings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUERY = """{ threads(first: 50) { edges { node { id subject snippet lastMessageAt unreadCount messageCount

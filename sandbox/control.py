@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox import ids, mailflow, mime
 from sandbox.context import Sandbox
 from sandbox.mailflow import Outgoing
-from sandbox.store import Address, Mailbox, Message, PROVIDERS
+from sandbox.store import PROVIDERS, Address, Mailbox, Message
 
 
 class ControlError(Exception):

@@ -27,7 +27,8 @@ import quopri
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage, Message as StdMessage
+from email.message import EmailMessage
+from email.message import Message as StdMessage
 
 from sandbox.store import Address, Message
 

@@ -129,7 +129,7 @@ class SandboxServer:
         )
         return self._socket
 
-    def start(self, timeout: float = 15.0) -> "SandboxServer":
+    def start(self, timeout: float = 15.0) -> SandboxServer:
         sock = self.bind()
         self._server = self.uvicorn_server()
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="sandbox-server", daemon=True)
@@ -178,7 +178,7 @@ class SandboxServer:
             self._tempdir.cleanup()
             self._tempdir = None
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-
 from sync_engine.domain import ThrottledError
 from sync_engine.runtime import Runtime
 from sync_engine.services import bulk_send, connections, event_retention, idempotency, outbox, read_state, watches

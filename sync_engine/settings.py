@@ -7,13 +7,11 @@ Google in production and to the loopback sandbox in development and tests.
 from __future__ import annotations
 
 from functools import lru_cache
-from urllib.parse import urlsplit
-
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
 
 # Published in this repository: anyone could sign tokens with it. Fine on loopback only.
 DEV_JWT_KEY = "dev-only-insecure-jwt-key-change-me-0123456789"

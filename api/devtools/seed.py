@@ -5,10 +5,9 @@ Idempotent: running it again finds what is there.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
-
-import ssl
 
 import httpx
 from sqlalchemy import select

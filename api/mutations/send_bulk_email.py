@@ -43,7 +43,8 @@ class SendBulkEmailPayload:
 async def send_bulk_email(
     info: Info, input: Annotated[SendBulkEmailInput, strawberry.argument(description="The bulk email.")]
 ) -> SendBulkEmailPayload:
-    from sync_engine.services.bulk_send import BulkRequest, send_bulk_email as send_service
+    from sync_engine.services.bulk_send import BulkRequest
+    from sync_engine.services.bulk_send import send_bulk_email as send_service
 
     viewer = info.context.require_user()
     request = BulkRequest(recipients=list(input.recipients), subject=input.subject, html=input.html, text=input.text,

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import strawberry
 
 from api.context import Info
-from api.ids import to_global_id
 from api.dataloaders import load_as
+from api.ids import to_global_id
 from api.types.message import Message, MessageStatus, message_from_row
 from api.types.node import Node
 from api.types.pagination import Connection, keyset_after, make_connection

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
-import re
 import logging
+import re
 import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime

@@ -48,7 +48,7 @@ async def append(conn: AsyncConnection, sub_account_id: uuid.UUID, rows: Sequenc
 async def heads(conn: AsyncConnection, sub_account_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[int, int]]:
     """(last seq, purged through) per sub-account; (0, 0) for one that never had an event."""
     ids = list(sub_account_ids)
-    out = {sub_id: (0, 0) for sub_id in ids}
+    out = dict.fromkeys(ids, (0, 0))
     if ids:
         c = counters_t.c
         rows = await conn.execute(select(c.sub_account_id, c.last_seq, c.purged_through)

@@ -13,8 +13,15 @@ from typing import Any
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from db.models import BulkSend, BulkSendStatus, IdempotencyKey, Message, OutboxItem, OutboxStatus
-from db.models import SubAccountEmailProvider
+from db.models import (
+    BulkSend,
+    BulkSendStatus,
+    IdempotencyKey,
+    Message,
+    OutboxItem,
+    OutboxStatus,
+    SubAccountEmailProvider,
+)
 
 
 async def relay_of(session: AsyncSession, sub_account_id: uuid.UUID) -> SubAccountEmailProvider | None:

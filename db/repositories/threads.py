@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, Row, Text, and_, bindparam, cast, func, select, tuple_

@@ -45,9 +45,7 @@ COMPOSE = "https://www.googleapis.com/auth/gmail.compose"
 SEND = "https://www.googleapis.com/auth/gmail.send"
 _READ_SCOPES = {FULL, MODIFY, READONLY, METADATA}
 SCOPES_FOR = {
-    **{m: _READ_SCOPES for m in ("getProfile", "history.list", "messages.list", "messages.get",
-                                 "messages.attachments.get", "threads.get", "threads.list", "watch", "stop",
-                                 "labels.list", "labels.get")},
+    **dict.fromkeys(("getProfile", "history.list", "messages.list", "messages.get", "messages.attachments.get", "threads.get", "threads.list", "watch", "stop", "labels.list", "labels.get"), _READ_SCOPES),
     **{m: {FULL, MODIFY} for m in ("messages.modify", "messages.trash", "messages.untrash", "messages.batchModify")},
     "messages.send": {FULL, MODIFY, COMPOSE, SEND},
     "messages.delete": {FULL},

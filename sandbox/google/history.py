@@ -22,7 +22,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.context import Sandbox
-from sandbox.google.gmail_common import GMAIL_PREFIX, GmailCall, GmailError, gmail_endpoint, gmail_json, invalid, not_found
+from sandbox.google.gmail_common import (
+    GMAIL_PREFIX,
+    GmailCall,
+    GmailError,
+    gmail_endpoint,
+    gmail_json,
+    invalid,
+    not_found,
+)
 from sandbox.google.state import GoogleState
 from sandbox.store import Change, Mailbox
 

@@ -16,13 +16,27 @@ from starlette.routing import Route
 
 from sandbox.context import Sandbox
 from sandbox.google.gmail_common import (
-    GMAIL_PREFIX, GmailCall, GmailError, gmail_endpoint, gmail_json, invalid, not_found,
+    GMAIL_PREFIX,
+    GmailCall,
+    GmailError,
+    gmail_endpoint,
+    gmail_json,
+    invalid,
+    not_found,
 )
 from sandbox.google.history import current_history_id, history_id
 from sandbox.google.query import parse_query
 from sandbox.google.views import (
-    FORMATS, b64url, find_part, internal_date_ms, message_ref, message_resource, parse_tree,
-    part_of_attachment, snippet, thread_resource,
+    FORMATS,
+    b64url,
+    find_part,
+    internal_date_ms,
+    message_ref,
+    message_resource,
+    parse_tree,
+    part_of_attachment,
+    snippet,
+    thread_resource,
 )
 from sandbox.store import Message
 

@@ -78,9 +78,9 @@ class GoogleState:
     granted_scopes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     # auth code -> (access_type=offline, prompt=consent): whether redeeming it yields a refresh token
     code_options: dict[str, tuple[bool, bool]] = field(default_factory=dict)
-    watches: "WatchRegistry | None" = None
-    quota: "Quota | None" = None
-    pusher: "Pusher | None" = None
+    watches: WatchRegistry | None = None
+    quota: Quota | None = None
+    pusher: Pusher | None = None
 
     def reset(self) -> None:
         self.config.update(GoogleConfig().to_dict())
@@ -91,5 +91,5 @@ class GoogleState:
         self.code_options.clear()
 
 
-def google_state(sandbox: "Sandbox") -> GoogleState:
+def google_state(sandbox: Sandbox) -> GoogleState:
     return sandbox.extensions["google"]

@@ -70,7 +70,7 @@ class Part:
     filename: str
     headers: list[tuple[str, str]]
     data: bytes = b""
-    children: list["Part"] = field(default_factory=list)
+    children: list[Part] = field(default_factory=list)
 
     @property
     def container(self) -> bool:

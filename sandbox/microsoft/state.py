@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +34,12 @@ class SigningKey:
 @dataclass
 class MicrosoftState:
     signing_key: SigningKey
-    delta: "DeltaRegistry"
-    subscriptions: "SubscriptionRegistry"
-    throttle: "Throttle"
+    delta: DeltaRegistry
+    subscriptions: SubscriptionRegistry
+    throttle: Throttle
     application_id: str
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def ms_state(sandbox: "Sandbox") -> MicrosoftState:
+def ms_state(sandbox: Sandbox) -> MicrosoftState:
     return sandbox.extensions["microsoft"]

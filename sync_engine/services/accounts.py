@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import ApiKey, SubAccount, User
 from sync_engine.crypto import sha256_hex
-from sync_engine.runtime import Runtime
 from sync_engine.rules.addresses import normalize_email
+from sync_engine.runtime import Runtime
 from sync_engine.services.contacts import validate_display_name, validate_email_address
 from sync_engine.services.errors import NotFound, ServiceError
 

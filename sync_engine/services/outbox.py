@@ -35,8 +35,8 @@ from sync_engine.domain import (
     ThrottledError,
 )
 from sync_engine.events import DomainEvent, EventType, record_events
-from sync_engine.runtime import Runtime
 from sync_engine.rules.sender import SenderRoute
+from sync_engine.runtime import Runtime
 from sync_engine.services.connections import set_status
 from sync_engine.services.relay_settings import config_of, open_relay
 from sync_engine.services.tokens import client_for

@@ -13,6 +13,7 @@ import jwt
 import pytest
 
 from sandbox import SandboxServer
+
 CLIENT_ID = "emailsync-test-client"  # the same client the `identity` fixture signs in with
 CLIENT_SECRET = "test-secret"
 REDIRECT_URI = "http://127.0.0.1:8000/oauth/outlook/callback"

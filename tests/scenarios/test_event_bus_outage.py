@@ -15,8 +15,8 @@ import uuid
 
 from sqlalchemy import select
 
-from db.models import Message
 from api.types.event import encode_event_cursor
+from db.models import Message
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
 from tests.support.stack import Stack, worker_process

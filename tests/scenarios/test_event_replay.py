@@ -16,8 +16,8 @@ from sqlalchemy import update
 from api.types.event import encode_event_cursor
 from db.models import EventCounter
 from tests.support.flows import SEND, connect_mailbox
-from tests.support.sending import SEND_BULK
 from tests.support.private_redis import PrivateRedis
+from tests.support.sending import SEND_BULK
 from tests.support.stack import Stack, Tenant
 
 INBOX_EVENTS = """subscription($after: String) { inboxEvents(after: $after) {

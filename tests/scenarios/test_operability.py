@@ -89,7 +89,7 @@ def test_serve_logs_json_lines_tagged_with_the_request_id(database_url: str, enc
     env = _env(database_url=database_url, encryption_keys=encryption_key, log_format="json",
                public_base_url=f"http://127.0.0.1:{port}")
     with running(["serve", "--port", str(port)], env, log_file) as proc:
-        wait_until(lambda: (r := get_or_none(f"http://127.0.0.1:{port}/healthz")) is not None and r.status_code == 200
+        wait_until(lambda: ((r := get_or_none(f"http://127.0.0.1:{port}/healthz")) is not None and r.status_code == 200)
                    or proc.poll() is not None, what="the API to answer")
         assert proc.poll() is None, log_file.read_text()
         # A refused Graph notification: the API logs why, while handling the request.

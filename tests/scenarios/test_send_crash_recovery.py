@@ -28,7 +28,6 @@ from tests.support.sending import (
 )
 from tests.support.stack import Stack, worker_process
 
-
 # Short leases: a dead worker's claims lapse in seconds, so the test waits for that fact
 # (the lease in the database) rather than for minutes.
 LEASE_SECONDS = 2.0

@@ -22,7 +22,6 @@ from db.models import ConnectionStatus, EmailConnection, Message
 from tests.support.flows import START, app_page, finish_sign_in
 from tests.support.stack import Stack, worker_process
 
-
 MESSAGES = 5000
 KILLS = 3
 # A short lease (the production default is 20 s) keeps the test quick; the takeover

@@ -28,7 +28,8 @@ from tests.scenarios.conftest import sandbox_server_cleanup
 from tests.support.databases import PG_ADMIN_DSN, create_database, drop_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
-from tests.support.sending import SEND as SEND_EMAIL, caught, configure_relay, key, wait_until_sent
+from tests.support.sending import SEND as SEND_EMAIL
+from tests.support.sending import caught, configure_relay, key, wait_until_sent
 from tests.support.stack import Stack, Tenant, free_port, running_stack, worker_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

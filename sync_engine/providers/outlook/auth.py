@@ -55,7 +55,7 @@ class _DiscardingTokenCache(msal.TokenCache):
     """msal insists on a cache; ours persists nothing (tokens are stored encrypted by
     the services, one row per connection)."""
 
-    def add(self, event: dict[str, Any], **kwargs: Any) -> None:  # noqa: D401
+    def add(self, event: dict[str, Any], **kwargs: Any) -> None:
         return None
 
 

@@ -38,9 +38,9 @@ from sync_engine.domain import (
     WatchState,
 )
 from sync_engine.providers.base import SendCheckpoint, TokensRefreshed
+from sync_engine.providers.http_support import make_ssl_context
 from sync_engine.providers.outlook import mapping
 from sync_engine.providers.outlook.auth import MsalAuth
-from sync_engine.providers.http_support import make_ssl_context
 from sync_engine.providers.outlook.graph_client import GraphClient
 from sync_engine.providers.outlook.push import parse_notifications
 from sync_engine.providers.outlook.send import send_message

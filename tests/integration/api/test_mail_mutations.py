@@ -115,7 +115,7 @@ async def test_send_email_maps_the_request(api: Api, monkeypatch: pytest.MonkeyP
     sent = await seeded_message(api, thread_id)
     patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", sent))
     content = b"%PDF-1.4 hello"
-    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), 
+    data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()),
         "to": ["customer0@client.test"], "cc": ["customer1@client.test"], "subject": "Quote", "text": "Here it is",
         "threadId": to_global_id("Thread", thread_id),
         "attachments": [{"filename": "q.pdf", "contentType": "application/pdf", "contentBase64": base64.b64encode(content).decode()}],

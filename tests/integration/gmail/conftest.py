@@ -20,7 +20,6 @@ from sandbox.server import SandboxServer
 from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.gmail import GmailProvider, build_gmail_provider
 from sync_engine.settings import Settings
-from tests.support.adapters import sign_in as sign_in_through_browser
 from tests.support.adapters import (
     Checkpoint,
     Post,
@@ -33,6 +32,7 @@ from tests.support.adapters import (
     owner_sends,
     requests_log,
 )
+from tests.support.adapters import sign_in as sign_in_through_browser
 
 REDIRECT_URI = "https://app.emailsync.test/oauth/gmail/callback"
 PUBLIC_BASE_URL = "https://crm.emailsync.test"

@@ -21,7 +21,6 @@ from sandbox.server import SandboxServer
 from sync_engine.domain import ConnectedAccount
 from sync_engine.providers.outlook import OutlookProvider, build_outlook_provider
 from sync_engine.settings import Settings
-from tests.support.adapters import sign_in as sign_in_through_browser
 from tests.support.adapters import (
     Checkpoint,
     Post,
@@ -34,6 +33,7 @@ from tests.support.adapters import (
     owner_sends,
     requests_log,
 )
+from tests.support.adapters import sign_in as sign_in_through_browser
 
 REDIRECT_URI = "https://app.emailsync.test/oauth/outlook/callback"
 

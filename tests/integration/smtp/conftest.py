@@ -22,7 +22,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture()
-async def catcher(sandbox: SandboxServer) -> AsyncIterator["Catcher"]:
+async def catcher(sandbox: SandboxServer) -> AsyncIterator[Catcher]:
     # Async: waiting for a message must not block the loop the relay sends from.
     async with httpx.AsyncClient(base_url=f"{sandbox.base_url}/_sandbox", verify=sandbox.ssl_context(), timeout=30) as client:
         assert (await client.post("/reset")).status_code == 204

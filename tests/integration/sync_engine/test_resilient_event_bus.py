@@ -33,18 +33,17 @@ async def test_a_subscriber_survives_a_redis_restart(private_redis: PrivateRedis
     url = private_redis.url
     backend = ResilientRedisBackend(url)
     publisher = Broadcast(url)  # another process's plain publisher, like the worker's
-    async with Broadcast(backend=backend) as bus, publisher:
-        async with bus.subscribe("subaccount.s1") as subscriber:
-            assert await _publish_until_heard(publisher, subscriber, "subaccount.s1", "before") == ["before"]
+    async with Broadcast(backend=backend) as bus, publisher, bus.subscribe("subaccount.s1") as subscriber:
+        assert await _publish_until_heard(publisher, subscriber, "subaccount.s1", "before") == ["before"]
 
-            await asyncio.to_thread(private_redis.restart)
+        await asyncio.to_thread(private_redis.restart)
 
-            # Publishing works at once; delivery resumes once the reader has resubscribed, and the
-            # first thing the channel hears is that the bus is back (readers then check the log).
-            heard = await _publish_until_heard(publisher, subscriber, "subaccount.s1", "after")
-            assert DomainEvent.from_json(heard[0]).type == EventType.BUS_RESUMED
-            assert heard[1:] == ["after"]
-            assert backend.reconnects >= 1
+        # Publishing works at once; delivery resumes once the reader has resubscribed, and the
+        # first thing the channel hears is that the bus is back (readers then check the log).
+        heard = await _publish_until_heard(publisher, subscriber, "subaccount.s1", "after")
+        assert DomainEvent.from_json(heard[0]).type == EventType.BUS_RESUMED
+        assert heard[1:] == ["after"]
+        assert backend.reconnects >= 1
 
 
 async def test_a_subscription_made_during_an_outage_receives_once_redis_is_back(private_redis: PrivateRedis) -> None:
@@ -97,5 +96,5 @@ async def test_channels_subscribed_at_the_same_moment_all_receive(private_redis:
         # One pub/sub connection holds them all (none left open and unread).
         probe = Broadcast(private_redis.url)
         async with probe:
-            counts = await probe._backend._conn.pubsub_numsub(*channels)  # noqa: SLF001 - reading Redis, not ours
+            counts = await probe._backend._conn.pubsub_numsub(*channels)
         assert [int(n) for _, n in counts] == [1] * len(channels)

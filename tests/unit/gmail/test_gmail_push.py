@@ -14,9 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from google.auth import crypt
+from google.auth import crypt, transport
 from google.auth import jwt as google_jwt
-from google.auth import transport
 
 from sync_engine.domain import PushKind
 from sync_engine.providers.base import PushRejected

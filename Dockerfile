@@ -11,6 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 # The package as pyproject.toml describes it (its dependencies and package data), nothing else.
 COPY pyproject.toml README.md ./
+COPY emailsync ./emailsync
+COPY vocabulary ./vocabulary
 COPY api ./api
 COPY sync_engine ./sync_engine
 COPY db ./db

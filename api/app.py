@@ -1,8 +1,9 @@
 """The ASGI application.
 
-``create_app(settings, runtime)``: with a ``runtime`` (tests, ``emailsync dev``) the
-app uses it as is; otherwise the lifespan opens one with ``open_runtime(settings)``
-and closes it on shutdown.
+``create_app(settings, runtime=..., open_runtime=...)``: with a ``runtime`` (what the
+edge needs: ``api.dependencies.ApiDependencies``) the app uses it as is; otherwise the
+lifespan opens one with ``open_runtime()`` and closes it on shutdown. The composition
+root (``emailsync.asgi``) supplies either.
 
 Routes: ``/graphql`` (GET, POST, WebSocket graphql-transport-ws, GraphiQL on GET
 text/html), ``/healthz``, ``/readyz``, ``/metrics`` (api/health.py, api/observability.py),
@@ -12,8 +13,8 @@ text/html), ``/healthz``, ``/readyz``, ``/metrics`` (api/health.py, api/observab
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.attachment_routes import download_attachment
 from api.auth import Authenticator
+from api.dependencies import ApiDependencies
 from api.graphiql import graphiql_assets_route
 from api.graphql_http import GraphQLView
 from api.health import DependencyChecks, readyz
@@ -36,8 +38,7 @@ from api.pages import connected_page
 from api.response_cache import ResponseCache
 from api.schema import schema
 from api.webhooks import gmail_webhook, graph_webhook
-from sync_engine.runtime import Runtime, open_runtime
-from sync_engine.settings import Settings, get_settings
+from sync_engine.settings import Settings
 
 
 class _LazyGraphQL:
@@ -51,7 +52,7 @@ class _LazyGraphQL:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._view is None:
-            rt: Runtime = self._state.runtime
+            rt: ApiDependencies = self._state.runtime
             self.response_cache = ResponseCache(rt) if rt.settings.response_cache else None
             self._view = GraphQLView(
                 rt,
@@ -75,7 +76,11 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
+def create_app(settings: Settings, *, runtime: ApiDependencies | None = None,
+               open_runtime: Callable[[], AbstractAsyncContextManager[ApiDependencies]] | None = None) -> Starlette:
+    if runtime is None and open_runtime is None:
+        raise ValueError("create_app needs a runtime or a way to open one")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if runtime is not None:
@@ -86,7 +91,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await graphql.close()
                 await dependency_checks.close()
             return
-        async with open_runtime(settings or get_settings()) as rt:
+        assert open_runtime is not None
+        async with open_runtime() as rt:
             app.state.runtime = rt
             try:
                 yield
@@ -94,7 +100,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await graphql.close()
                 await dependency_checks.close()
 
-    edge_settings = runtime.settings if runtime is not None else (settings or get_settings())
+    edge_settings = runtime.settings if runtime is not None else settings
     # Outermost: request id, request metrics and the access line see every answer, CORS's too.
     app = Starlette(lifespan=lifespan, middleware=[Middleware(RequestObservability, settings=edge_settings),
                                                    cors_middleware(edge_settings)])

@@ -19,8 +19,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sync_engine.runtime import Runtime
-from sync_engine.services.attachments import attachment_for_download, verified_sub_account
+from api.dependencies import ApiDependencies
+from sync_engine.services.attachments import verified_sub_account
 
 _NEVER_RENDERED = {
     "X-Content-Type-Options": "nosniff",
@@ -34,7 +34,7 @@ _SIGNATURE_PARAM = re.compile(r"(signature=)[^&\s\"]*")
 
 
 async def download_attachment(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt: ApiDependencies = request.app.state.runtime
     attachment_id = request.path_params["attachment_id"]  # a UUID (the route's convertor)
     params = request.query_params
     sub_account_id = verified_sub_account(
@@ -42,7 +42,7 @@ async def download_attachment(request: Request) -> Response:
     )
     if sub_account_id is None:
         return Response("invalid or expired link", status_code=403, media_type="text/plain", headers=_NEVER_RENDERED)
-    found = await attachment_for_download(rt, sub_account_id, attachment_id)
+    found = await rt.services.attachments.attachment_for_download(sub_account_id, attachment_id)
     if found is None:
         return Response("not found", status_code=404, media_type="text/plain", headers=_NEVER_RENDERED)
     return Response(found.content, headers={

@@ -28,9 +28,9 @@ from typing import Any
 
 import jwt
 
+from api.dependencies import ApiDependencies
 from api.ws_sessions import SessionWatch
 from db.repositories import tenancy
-from sync_engine.runtime import Runtime
 from sync_engine.services.accounts import hash_api_key
 from sync_engine.settings import Settings
 
@@ -95,7 +95,7 @@ class _TTLCache:
 
 
 class Authenticator:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: ApiDependencies) -> None:
         self._rt = rt
         self._users = _TTLCache()
         # WebSocket sessions of this process, closed when their credentials end.

@@ -17,14 +17,15 @@ from strawberry.types import Info as StrawberryInfo
 
 from api.auth import Authenticator, Viewer, ViewerKind
 from api.dataloaders import Loaders
+from api.dependencies import ApiDependencies
 from api.errors import Forbidden, Unauthenticated
 from api.response_cache import ResponseCache
-from sync_engine.runtime import Runtime
+from sync_engine.services.facades import Services
 
 
 @dataclass(eq=False)
 class Context:
-    runtime: Runtime
+    runtime: ApiDependencies
     authenticator: Authenticator
     request: Request | WebSocket
     response: Response | WebSocket | None
@@ -33,6 +34,11 @@ class Context:
     # Set by strawberry from the graphql-transport-ws ``connection_init`` payload.
     connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def services(self) -> Services:
+        """The service facades resolvers call (a test may hand fakes through the runtime)."""
+        return self.runtime.services
 
     @property
     def is_websocket(self) -> bool:
@@ -75,7 +81,7 @@ Info = StrawberryInfo[Context, None]
 
 
 async def build_context(
-    runtime: Runtime,
+    runtime: ApiDependencies,
     authenticator: Authenticator,
     request: Request | WebSocket,
     response: Response | WebSocket | None,

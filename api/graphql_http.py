@@ -46,11 +46,12 @@ from strawberry.types.unset import UNSET, UnsetType
 from api import http_request
 from api.auth import AuthenticationFailed, Authenticator
 from api.context import Context, build_context
+from api.dependencies import ApiDependencies
+from api.graphiql import graphiql_page
 from api.http_request import BadRequest, GraphQLRequest
 from api.inputs.attachments import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from api.response_cache import ResponseCache, cache_key
 from api.ws_protocol import CheckedTransportWSHandler
-from sync_engine.runtime import Runtime
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -200,7 +201,7 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = CheckedTransportWSHandler
 
     def __init__(
-        self, runtime: Runtime, authenticator: Authenticator, response_cache: ResponseCache | None = None, **kwargs: Any
+        self, runtime: ApiDependencies, authenticator: Authenticator, response_cache: ResponseCache | None = None, **kwargs: Any
     ) -> None:
         kwargs.setdefault("multipart_uploads_enabled", True)
         super().__init__(**kwargs)
@@ -330,8 +331,6 @@ class GraphQLView(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL with its assets served by this service, under a same-origin CSP:
         it works offline and no request leaves the machine (api/graphiql.py)."""
-        from api.graphiql import graphiql_page
-
         return graphiql_page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
@@ -369,9 +368,9 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(response_data, dict) and "data" not in response_data and media_type == GRAPHQL_RESPONSE_JSON:
             response.status_code = 400
         cache_ref = getattr(sub_response, "cache_ref", None)
-        if cache_ref is not None and self.response_cache is not None and isinstance(response_data, dict):
-            if response.status_code == 200 and set(response_data) == {"data"}:
-                self.response_cache.attach_body(cache_ref[0], cache_ref[1], response_data["data"], response.body)
+        if (cache_ref is not None and self.response_cache is not None and isinstance(response_data, dict)
+                and response.status_code == 200 and set(response_data) == {"data"}):
+            self.response_cache.attach_body(cache_ref[0], cache_ref[1], response_data["data"], response.body)
         return response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

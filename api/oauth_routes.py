@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from api.dependencies import ApiDependencies
 from api.origins import allowed_origins
 from api.pages import FLOW_PARAM, short_reason, sign_in_outcome_page
 from sync_engine.domain import Provider
 from sync_engine.rules.redirects import is_allowed_redirect
-from sync_engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ def with_outcome(return_to: str, flow_token: str | None, reason: str | None) -> 
 
 
 async def oauth_callback(request: Request) -> Response:
-    from sync_engine.services.connections import accept_provider_answer
-
     try:
         provider = Provider(request.path_params["provider"])
     except ValueError:
@@ -78,8 +76,8 @@ async def oauth_callback(request: Request) -> Response:
     params = await _callback_params(request)
     if params is None:
         return PlainTextResponse("expected an application/x-www-form-urlencoded sign-in answer", status_code=400)
-    rt: Runtime = request.app.state.runtime
-    answer = await accept_provider_answer(rt, provider=provider, params=params)
+    rt: ApiDependencies = request.app.state.runtime
+    answer = await rt.services.connections.accept_provider_answer(provider=provider, params=params)
     if answer.flow_token is None:
         log.info("%s sign-in failed: %s", provider.value, short_reason(answer.error))
     if answer.return_to is None:

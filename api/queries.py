@@ -26,7 +26,8 @@ from api.types.node import Node
 from api.types.pagination import Connection, connection_from_page, empty_connection, keyset_after
 from api.types.sync_skip import SyncSkip, sync_skip_from_row
 from api.types.thread import Thread, thread_cursor, thread_from_row
-from db.repositories import connection_reads, contacts, skips, threads
+from db.repositories import connections as connection_reads
+from db.repositories import contacts, skips, threads
 from db.repositories.paging import clamp_page_size
 
 _FIRST = "Page size (default 50, at most 100)."

@@ -37,8 +37,8 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from api.dependencies import ApiDependencies
 from sync_engine.events import subaccount_channel
-from sync_engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ResponseCache:
     At most ``MAX_SUB_ACCOUNTS`` are kept: the least recently used one is evicted with
     its listener (which unsubscribes its channel), so idle tenants cost nothing."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: ApiDependencies) -> None:
         self._rt = rt
         self._subs: OrderedDict[uuid.UUID, _SubAccountEntries] = OrderedDict()
         self._listeners: dict[uuid.UUID, asyncio.Task[None]] = {}

@@ -25,7 +25,7 @@ from api.types.sending import (
 from api.types.user_errors import input_id
 from sync_engine.rules import sender as rules
 from sync_engine.services.errors import ServiceError
-from sync_engine.services.sender import ResolvedSender, preview_sender, sender_rules
+from sync_engine.services.sender import ResolvedSender
 
 
 @strawberry.input(description="The email to preview the sender of.")
@@ -47,7 +47,7 @@ def _rule(kind: rules.EmailKind, resolved: ResolvedSender) -> SenderRule:
 
 async def sender_domain_rules(info: Info) -> SenderDomainRules:
     viewer = info.context.require_member()
-    individual, decided = await sender_rules(info.context.runtime, viewer.sub_account_id, viewer.user_id)
+    individual, decided = await info.context.services.senders.sender_rules(viewer.sub_account_id, viewer.user_id)
     return SenderDomainRules(
         provider=provider_from_row(individual.relay) if individual.relay is not None else None,
         mailbox_address=individual.mailbox.address if individual.mailbox is not None else None,
@@ -65,7 +65,7 @@ async def resolve_sender(
             user_id = input_id(input.user_id, "User", what="user", field="userId")
             if user_id != viewer.user_id and not viewer.is_admin:
                 raise Forbidden("only admins may preview another user's sender")
-        resolved = await preview_sender(info.context.runtime, viewer.sub_account_id, user_id,
+        resolved = await info.context.services.senders.preview_sender(viewer.sub_account_id, user_id,
                                         rules.EmailKind(input.kind.value), input.from_)
     except ServiceError as exc:  # an unknown user is "not found", like any cross-tenant id
         raise NotFoundError(exc.message) from None

@@ -9,7 +9,7 @@ Checks happen before the stream starts, so a refused subscription answers with a
 
 Fan-out: one event reaches every subscriber of its channel. The decoded event, the
 ``SyncEvent`` and the rows it shows are made once per event and sub-account and shared
-(``api.dataloaders.event_scope``); each subscriber still runs its own execution, so
+(``api.event_memo``); each subscriber still runs its own execution, so
 what depends on the viewer is decided for each.
 """
 
@@ -25,15 +25,16 @@ import strawberry
 from strawberry.types.nodes import SelectedField
 
 from api.context import Info
-from api.dataloaders.event_scope import event_scopes
 from api.errors import BadUserInput, NotFoundError
+from api.event_memo import event_scopes
 from api.ids import parse_global_id
 from api.permissions import IsMember
 from api.types.bulk_send import BulkSendEvent, BulkSendEventType, BulkSendStatus, load_bulk_send
 from api.types.event import LOADED_FIELDS, SyncEvent, SyncEventType, decode_event_cursor, preload
 from db.repositories import threads
 from sync_engine import metrics
-from sync_engine.events import DomainEvent, EventType, bulk_send_channel
+from sync_engine.events import DomainEvent, bulk_send_channel
+from vocabulary import EventType
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from api.dependencies import ApiDependencies
 from sync_engine.domain import Provider
-from sync_engine.runtime import Runtime
+from sync_engine.providers.base import PushRejected
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,8 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _accept(rt: Runtime, provider: Provider, request: Request, body: bytes) -> int:
-    from sync_engine.services.notifications import accept_push
-
-    return await accept_push(rt, provider, dict(request.headers), dict(request.query_params), body)
+async def _accept(rt: ApiDependencies, provider: Provider, request: Request, body: bytes) -> int:
+    return await rt.services.notifications.accept_push(provider, dict(request.headers), dict(request.query_params), body)
 
 
 async def graph_webhook(request: Request) -> Response:
@@ -59,12 +58,10 @@ async def gmail_webhook(request: Request) -> Response:
 
 
 async def _push(request: Request, provider: Provider, *, rejected_status: int) -> Response:
-    from sync_engine.providers.base import PushRejected
-
     body = await _read_body(request)
     if body is None:
         return PlainTextResponse("payload too large", status_code=413)
-    rt: Runtime = request.app.state.runtime
+    rt: ApiDependencies = request.app.state.runtime
     try:
         accepted = await _accept(rt, provider, request, body)
     except PushRejected:

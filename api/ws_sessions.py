@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from api.dependencies import ApiDependencies
 from db.repositories import api_keys
-from sync_engine.runtime import Runtime
 
 if TYPE_CHECKING:
     from api.auth import Viewer
@@ -42,7 +42,7 @@ REVOCATION_POLL_SECONDS = 2.0
 
 
 class SessionWatch:
-    def __init__(self, rt: Runtime, *, poll_seconds: float = REVOCATION_POLL_SECONDS) -> None:
+    def __init__(self, rt: ApiDependencies, *, poll_seconds: float = REVOCATION_POLL_SECONDS) -> None:
         self._rt = rt
         self._poll_seconds = poll_seconds
         self._by_key: dict[uuid.UUID, weakref.WeakSet[WebSocket]] = {}

@@ -101,7 +101,7 @@ class Deployment:
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "emailsync.cli", *args], env=env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

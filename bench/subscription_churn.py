@@ -32,6 +32,8 @@ from websockets.asyncio.client import ClientConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import itertools
+
 from bench._support import (
     MODES,
     cpu_seconds,
@@ -117,7 +119,7 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  cycle {i}: open {mb(r['open']):>10}  after event {mb(r['event']):>10}  "
                       f"after close {mb(r['closed']):>10}   event to {r['received']}/{args.subscribers} in "
                       f"{r['event_ms']:.0f} ms, API CPU {r['event_cpu']:.2f} s")
-            steps = [b - a for a, b in zip(closed, closed[1:], strict=False)]
+            steps = [b - a for a, b in itertools.pairwise(closed)]
             print(f"  after-close growth per cycle after the first: "
                   f"{', '.join(f'{s / 1024:+.1f} MB' for s in steps) or 'n/a'}")
             print(f"  VmHWM (peak): {mb(proc_status(pid)['VmHWM'])}")

@@ -27,7 +27,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import insert
@@ -36,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.auth import mint_dev_token
 from db.engine import create_engine
-from db.migrate import upgrade
 from db.models import Contact, Message, SubAccount, Thread, User
 from sync_engine.settings import Settings
+from tests.support.databases import POSTGRES, create_database, drop_database
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUERY = """{ threads(first: 50) { edges { node { id subject snippet lastMessageAt unreadCount messageCount
   contact { id email name } lastMessage { id direction subject snippet sentAt from { email name } } } } } }"""
 
@@ -109,7 +107,7 @@ async def load(port: int, token: str, pid: int, seconds: float, clients: int, gr
 
 
 def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "emailsync.cli", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -121,12 +119,8 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 
 async def main(seconds: float, clients: int, rounds: int = 1) -> None:
-    name = f"emailsync_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    url, name = await create_database(POSTGRES, Path("."))  # migrated, empty
     try:
-        await asyncio.to_thread(upgrade, url)
         started = time.monotonic()
         sub, user = await seed(url)
         print(f"seeded 20,000 threads / 100,000 messages in {time.monotonic() - started:.0f}s")
@@ -157,8 +151,7 @@ async def main(seconds: float, clients: int, rounds: int = 1) -> None:
                 cpu_ms = statistics.median(c for _, c in figures)
                 print(f"  {label:30s} {rps:8,.0f} req/s   {cpu_ms:6.2f} ms server CPU per request")
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
 """Persistence: SQLAlchemy 2 models, engine/session factory, repositories, migrations.
 
-Imports nothing from ``api`` or ``sync_engine``.
+Imports nothing from ``emailsync``, ``api`` or ``sync_engine``.
 """

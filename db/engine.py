@@ -7,7 +7,7 @@ checkout hook below only reads a local flag. ``pool_pre_ping`` would instead cos
 ``SELECT 1`` per checkout, on every request of the API's hot read path. A connection
 that dies while in use raises ``DBAPIError`` with ``connection_invalidated`` set;
 SQLAlchemy then discards every pooled connection older than that moment, and the job
-is retried (``sync_engine.worker``) on fresh ones.
+is retried (``emailsync.worker``) on fresh ones.
 """
 
 from __future__ import annotations

@@ -251,10 +251,8 @@ def reply_subject(subject: str) -> str:
 def reply_outgoing(mailbox: Mailbox, original: Message, comment: str = "", *, reply_all: bool = False) -> Outgoing:
     """Fields of a reply as Outlook composes it: quoted original, RE: subject, threading headers."""
     mine = original.from_ is not None and original.from_.same(mailbox.address)
-    if mine:  # replying to one's own sent mail addresses its recipients again
-        to = list(original.to)
-    else:
-        to = list(original.reply_to or ([original.from_] if original.from_ else []))
+    # Replying to one's own sent mail addresses its recipients again.
+    to = list(original.to) if mine else list(original.reply_to or ([original.from_] if original.from_ else []))
     cc: list[Address] = []
     if reply_all:
         others = [a for a in [*original.to, *original.cc] if not a.same(mailbox.address)]

@@ -1,4 +1,4 @@
-"""The Redis-backed job queue (arq). One of the two modules that import arq."""
+"""The Redis-backed job backend (arq). With ``emailsync.worker``, the only modules that import arq."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
-from sync_engine.queue import QueueUnavailable
+from sync_engine.job_queue import QueueUnavailable
 
 # A Redis host that goes silent (network partition, failover to another address) must
 # surface as an error in seconds, not hang a poll or an enqueue for the OS's TCP timeout:
@@ -24,6 +24,7 @@ def redis_pool(redis_url: str, queue_name: str) -> ArqRedis:
     unix://, with credentials and db). Connects lazily; closing it closes its connections."""
     pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=CONNECT_TIMEOUT,
                                    socket_timeout=COMMAND_TIMEOUT)
+    # redis-py types from_pool as returning Redis, though it builds the subclass it is called on.
     client: ArqRedis = ArqRedis.from_pool(pool)  # type: ignore[assignment]
     client.default_queue_name = queue_name
     return client

@@ -1,26 +1,23 @@
-"""Provider-neutral vocabulary shared by rules, services and adapters.
+"""Provider-neutral types shared by rules, services and adapters.
 
 Adapters translate Microsoft Graph / Gmail payloads into these types and back;
-nothing above the adapters ever sees a provider's wire format.
+nothing above the adapters ever sees a provider's wire format. The words they use
+(providers, folders, change and push kinds, TLS modes) are the ``vocabulary``'s,
+re-exported here for the adapters.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-
-class Provider(str, enum.Enum):
-    OUTLOOK = "outlook"
-    GMAIL = "gmail"
-
-
-class Folder(str, enum.Enum):
-    INBOX = "inbox"
-    SENT = "sent"
+from vocabulary import ChangeKind as ChangeKind
+from vocabulary import Folder as Folder
+from vocabulary import Provider as Provider
+from vocabulary import PushKind as PushKind
+from vocabulary import SmtpTlsMode as SmtpTlsMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +65,6 @@ class MailMessage:
     html: str | None = None  # raw (unsanitized) HTML body, if any
     text: str | None = None
     attachments: list[AttachmentData] = field(default_factory=list)
-
-
-class ChangeKind(str, enum.Enum):
-    UPSERT = "upsert"  # new message, or a full copy of a known one
-    READ_STATE = "read_state"  # only the read flag is known to have changed
-    REMOVED = "removed"  # deleted from the mailbox (or moved out of synced folders)
 
 
 @dataclass(slots=True)
@@ -160,14 +151,6 @@ class SentMessage:
     refused_recipients: Sequence[str] = ()
 
 
-class SmtpTlsMode(str, enum.Enum):
-    """How a connection to the sub-account's SMTP relay is secured."""
-
-    IMPLICIT = "implicit"  # TLS from the first byte (usually port 465)
-    STARTTLS = "starttls"  # plain connect, then STARTTLS is required (usually 587)
-    NONE = "none"  # no TLS at all: accepted for loopback relays only
-
-
 @dataclass(frozen=True, slots=True)
 class SmtpRelayConfig:
     """The sub-account-level provider (DESIGN.md rule 10): an SMTP relay. ``password`` is
@@ -191,13 +174,6 @@ class WatchState:
 
     subscription_id: str | None
     expires_at: datetime
-
-
-class PushKind(str, enum.Enum):
-    CHANGED = "changed"
-    REAUTHORIZATION_REQUIRED = "reauthorization_required"
-    SUBSCRIPTION_REMOVED = "subscription_removed"
-    MISSED = "missed"
 
 
 @dataclass(slots=True)

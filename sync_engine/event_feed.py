@@ -25,7 +25,8 @@ from typing import Any
 
 from db.repositories import events as event_log
 from sync_engine import metrics
-from sync_engine.events import DomainEvent, EventType, subaccount_channel
+from sync_engine.events import DomainEvent, subaccount_channel
+from vocabulary import EventType
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class SubAccountFeed:
                         pump.result()  # the bus subscription ended or broke: start over
                         raise ConnectionError("event bus subscription ended")
                     item = await self._inbox.get()
-                    await _retrying(lambda: self._handle(item))
+                    await _retrying(lambda item=item: self._handle(item))
             finally:
                 pump.cancel()
 
@@ -229,7 +230,7 @@ class EventFeeds:
         of them meanwhile, ``EVENTS_MISSED`` (resuming at ``through``) instead of a gap."""
         while after < through:
             async with self._replays:
-                rows = await _retrying(lambda: self.read_log(feed.sub_account_id, after, through))
+                rows = await _retrying(lambda after=after: self.read_log(feed.sub_account_id, after, through))
             if not rows or rows[0].seq != after + 1:
                 yield self._missed(feed, through)
                 return

@@ -29,23 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from db.repositories import events as event_log
 from sync_engine import metrics
 from sync_engine.domain import utc_now_iso
+from vocabulary import EventType  # the event words are the product vocabulary
 
 log = logging.getLogger(__name__)
-
-
-class EventType:
-    MESSAGE_ADDED = "message_added"
-    MESSAGE_UPDATED = "message_updated"
-    THREAD_CREATED = "thread_created"
-    CONNECTION_CHANGED = "connection_changed"
-    # A bulk send's counters moved (a delivery finished) or it completed.
-    BULK_SEND_PROGRESS = "bulk_send_progress"
-    # Told to a client whose cursor is older than the log's retention (or unknown):
-    # what it missed cannot be replayed, so it refetches. Never stored.
-    EVENTS_MISSED = "events_missed"
-    # Not an event: the bus was away and is back; readers of the channel check the log
-    # for what was published meanwhile. Never stored, never shown to clients.
-    BUS_RESUMED = "bus_resumed"
 
 
 # Relayed only, not logged: a bulk send's progress is a counter on its row, and its

@@ -2,15 +2,18 @@
 
 Used when no Redis URL is configured (``emailsync dev``, SQLite tests). It keeps
 arq's useful semantics: job-id de-duplication while a job waits, deferral, and
-retries when a job raises ``sync_engine.jobs.RetryLater``.
+retries when a job raises ``RetryLater`` or loses a connection, with the retry policy
+and periodic schedule the worker uses (``sync_engine.job_queue``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
+
+from sync_engine.job_queue import RETRY, JobName, RetryLater, RetryPolicy, connection_lost
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +21,10 @@ JobFunc = Callable[..., Awaitable[Any]]
 
 
 class InlineQueue:
-    def __init__(self, jobs: Mapping[str, JobFunc], ctx: dict[str, Any], max_tries: int = 5) -> None:
+    def __init__(self, jobs: Mapping[str, JobFunc], ctx: dict[str, Any], retry: RetryPolicy = RETRY) -> None:
         self._jobs = jobs
-        self._ctx = ctx
-        self._max_tries = max_tries
+        self.ctx = ctx  # the composition root adds the services once they are built
+        self._retry = retry
         self._waiting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._periodic: set[asyncio.Task[None]] = set()
@@ -43,8 +46,7 @@ class InlineQueue:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, job: str, args: tuple[Any, ...], job_id: str | None, delay: float) -> None:
-        from sync_engine.jobs import RetryLater  # local: jobs imports services, which import this module's users
-
+        max_tries = self._retry.periodic_max_tries if job_id == f"periodic:{job}" else self._retry.max_tries
         tries = 0
         try:
             while True:
@@ -52,24 +54,26 @@ class InlineQueue:
                     await asyncio.sleep(delay)
                 tries += 1
                 try:
-                    await self._jobs[job]({**self._ctx, "job_try": tries}, *args)
+                    await self._jobs[job]({**self.ctx, "job_try": tries}, *args)
                     return
                 except RetryLater as exc:
-                    if tries >= self._max_tries:
-                        log.warning("job %s gave up after %d tries", job, tries)
-                        return
                     delay = exc.defer_seconds
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("job %s failed", job)
+                except Exception as exc:
+                    if not connection_lost(exc):
+                        log.exception("job %s failed", job)
+                        return
+                    delay = self._retry.after_connection_loss(tries)
+                if tries >= max_tries:
+                    log.warning("job %s gave up after %d tries", job, tries)
                     return
         finally:
             # Like arq, a job id stays taken while the job waits, runs and retries.
             if job_id is not None:
                 self._waiting.discard(job_id)
 
-    def start_periodic(self, schedule: list[tuple[str, int]]) -> None:
+    def start_periodic(self, schedule: Iterable[tuple[JobName, int]]) -> None:
         """Run each named job every ``period`` seconds (the embedded stand-in for arq cron)."""
 
         async def every(job: str, period: int) -> None:

@@ -12,6 +12,9 @@ import threading
 
 from prometheus_client import start_http_server
 
+# Imported for its side effect: the counters it defines are registered before the endpoint
+# serves its first scrape (the worker's own modules load after the endpoint is up).
+from sync_engine import metrics  # noqa: F401
 from sync_engine.settings import Settings
 
 _lock = threading.Lock()

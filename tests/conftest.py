@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import BACKENDS, fresh_database
 from tests.support.private_redis import private_redis  # noqa: F401  (a fixture, offered to every test)
 
 
@@ -17,10 +17,8 @@ def encryption_key() -> str:
     return Fernet.generate_key().decode()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    url, name = await create_database(request.param, tmp_path)
-    try:
+    """A migrated, empty database of each backend, dropped after the test."""
+    async with fresh_database(request.param, tmp_path) as url:
         yield url
-    finally:
-        await drop_database(name)

@@ -20,7 +20,7 @@ from api.dataloaders.message_by_id import load_messages
 from api.dataloaders.skip_count_by_connection import load_skip_counts
 from api.dataloaders.thread_by_id import load_threads
 from api.dataloaders.user_by_id import load_users
-from sync_engine.runtime import Runtime
+from api.dependencies import ApiDependencies
 
 KeyT = TypeVar("KeyT")
 T = TypeVar("T")
@@ -30,7 +30,7 @@ class Loaders:
     """Created lazily per request (HTTP) or per delivered event (subscriptions); with
     ``cache=False`` a long-lived WebSocket context never serves stale rows."""
 
-    def __init__(self, rt: Runtime, sub_account_id: uuid.UUID, *, cache: bool = True) -> None:
+    def __init__(self, rt: ApiDependencies, sub_account_id: uuid.UUID, *, cache: bool = True) -> None:
         self._rt = rt
         self._sub_account_id = sub_account_id
         self._cache = cache

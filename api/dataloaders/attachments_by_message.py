@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from api.dependencies import ApiDependencies
 from db.repositories import threads
-from sync_engine.runtime import Runtime
 
 
 async def load_attachments_by_message(
-    rt: Runtime, sub_account_id: uuid.UUID, message_ids: list[uuid.UUID]
+    rt: ApiDependencies, sub_account_id: uuid.UUID, message_ids: list[uuid.UUID]
 ) -> list[list[Any]]:
     async with rt.engine.connect() as conn:
         rows = await threads.attachments_by_message_ids(conn, sub_account_id, message_ids)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from db.repositories import connection_reads
-from sync_engine.runtime import Runtime
+from api.dependencies import ApiDependencies
+from db.repositories import connections as connection_reads
 
 
-async def load_connections(rt: Runtime, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
+async def load_connections(rt: ApiDependencies, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
     async with rt.engine.connect() as conn:
         rows = await connection_reads.connections_by_ids(conn, sub_account_id, ids)
     by_id = {row.id: row for row in rows}

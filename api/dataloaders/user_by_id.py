@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from api.dependencies import ApiDependencies
 from db.repositories import tenancy
-from sync_engine.runtime import Runtime
 
 
-async def load_users(rt: Runtime, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
+async def load_users(rt: ApiDependencies, sub_account_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Any]:
     async with rt.engine.connect() as conn:
         rows = await tenancy.users_by_ids(conn, sub_account_id, ids)
     by_id = {row.id: row for row in rows}

@@ -42,11 +42,10 @@ async def complete_email_connection(
     info: Info,
     input: Annotated[CompleteEmailConnectionInput, strawberry.argument(description="The flow token.")],
 ) -> CompleteEmailConnectionPayload:
-    from sync_engine.services.connections import complete_connection
 
     viewer = info.context.require_user()
-    connection_id = await complete_connection(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
+    connection_id = await info.context.services.connections.complete_connection(
+        sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
         flow_token=input.flow_token,
     )
     # Reloaded through the read path, which selects display columns only.

@@ -14,6 +14,7 @@ from api.context import Info
 from api.types.sending import SmtpTlsMode, SubAccountEmailProvider, provider_from_row
 from api.types.user_errors import EmailProviderError, service_errors_as
 from sync_engine import domain
+from sync_engine.services.relay_settings import RelaySettings
 
 
 @strawberry.input(description="The sub-account's SMTP relay.")
@@ -43,11 +44,10 @@ async def configure_sub_account_email_provider(
     info: Info,
     input: Annotated[ConfigureSubAccountEmailProviderInput, strawberry.argument(description="The relay.")],
 ) -> ConfigureSubAccountEmailProviderPayload:
-    from sync_engine.services.relay_settings import RelaySettings, configure_relay
 
     viewer = info.context.require_member()
     settings = RelaySettings(host=input.host, port=input.port, tls_mode=domain.SmtpTlsMode(input.tls_mode.value),
                              from_email=input.from_email, from_name=input.from_name, username=input.username,
                              password=input.password, max_per_minute=input.max_per_minute)
-    row = await configure_relay(info.context.runtime, viewer.sub_account_id, settings)
+    row = await info.context.services.relays.configure_relay(viewer.sub_account_id, settings)
     return ConfigureSubAccountEmailProviderPayload(provider=provider_from_row(row))

@@ -15,7 +15,6 @@ from api.context import Info
 from api.errors import Forbidden
 from api.types.account import ApiKey, api_key_from_row
 from api.types.user_errors import AccountError, input_id, service_errors_as
-from sync_engine.services import accounts
 from sync_engine.services.errors import NotFound
 
 
@@ -45,15 +44,15 @@ async def create_api_key(
     sub_account_id = None
     if input.sub_account_id is not None:
         sub_account_id = input_id(input.sub_account_id, "SubAccount", what="sub-account", field="subAccountId")
-    rt = info.context.runtime
+    accounts = info.context.services.accounts
     if viewer.kind is ViewerKind.AGENCY_KEY:
         row, key = await accounts.create_api_key(
-            rt, name=input.name, sub_account_id=sub_account_id, agency_id=viewer.agency_id
+            name=input.name, sub_account_id=sub_account_id, agency_id=viewer.agency_id
         )
     else:
         if not viewer.is_admin or viewer.sub_account_id is None:
             raise Forbidden("this needs the admin role")
         if sub_account_id not in (None, viewer.sub_account_id):
             raise NotFound("sub-account", "subAccountId")
-        row, key = await accounts.create_api_key(rt, name=input.name, sub_account_id=viewer.sub_account_id)
+        row, key = await accounts.create_api_key(name=input.name, sub_account_id=viewer.sub_account_id)
     return CreateApiKeyPayload(api_key=api_key_from_row(row), key=key)

@@ -9,7 +9,6 @@ import strawberry
 from api.context import Info
 from api.types.contact import Contact, contact_from_row
 from api.types.user_errors import ContactError, service_errors_as
-from sync_engine.services import contacts as contact_service
 
 
 @strawberry.input(description="A new contact.")
@@ -29,8 +28,8 @@ async def create_contact(
     info: Info, input: Annotated[CreateContactInput, strawberry.argument(description="The contact.")]
 ) -> CreateContactPayload:
     viewer = info.context.require_member()
-    contact = await contact_service.create_contact(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, email=input.email, name=input.name
+    contact = await info.context.services.contacts.create_contact(
+        sub_account_id=viewer.sub_account_id, email=input.email, name=input.name
     )
     info.context.shared_reads_changed()
     return CreateContactPayload(contact=contact_from_row(contact))

@@ -9,7 +9,6 @@ import strawberry
 from api.context import Info
 from api.types.account import SubAccount, sub_account_from_row
 from api.types.user_errors import AccountError, service_errors_as
-from sync_engine.services import accounts
 from sync_engine.services.errors import ServiceError
 
 
@@ -37,5 +36,5 @@ async def create_sub_account(
     agency_id = viewer.agency_id or ""
     if input.agency_id is not None and input.agency_id != agency_id:
         raise ServiceError("FORBIDDEN", "the key belongs to another agency", "agencyId")
-    sub_account = await accounts.create_sub_account(info.context.runtime, agency_id=agency_id, name=input.name)
+    sub_account = await info.context.services.accounts.create_sub_account(agency_id=agency_id, name=input.name)
     return CreateSubAccountPayload(sub_account=sub_account_from_row(sub_account))

@@ -9,7 +9,6 @@ import strawberry
 from api.context import Info
 from api.types.account import Role, User, user_from_row
 from api.types.user_errors import AccountError, input_id, service_errors_as
-from sync_engine.services import accounts
 
 
 @strawberry.input(description="A new user.")
@@ -32,8 +31,7 @@ async def create_user(
 ) -> CreateUserPayload:
     viewer = info.context.require_viewer()
     sub_account_id = input_id(input.sub_account_id, "SubAccount", what="sub-account", field="subAccountId")
-    user = await accounts.create_user(
-        info.context.runtime,
+    user = await info.context.services.accounts.create_user(
         sub_account_id=sub_account_id,
         email=input.email,
         name=input.name,

@@ -8,7 +8,6 @@ import strawberry
 
 from api.context import Info
 from api.types.user_errors import ContactError, input_id, service_errors_as
-from sync_engine.services import contacts as contact_service
 
 
 @strawberry.input(description="The contact to delete.")
@@ -30,8 +29,8 @@ async def delete_contact(
 ) -> DeleteContactPayload:
     viewer = info.context.require_member()
     contact_id = input_id(input.id, "Contact", what="contact", field="id")
-    await contact_service.delete_contact(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, contact_id=contact_id
+    await info.context.services.contacts.delete_contact(
+        sub_account_id=viewer.sub_account_id, contact_id=contact_id
     )
     info.context.shared_reads_changed()
     return DeleteContactPayload(deleted_contact_id=input.id)

@@ -22,11 +22,10 @@ class DisconnectEmailConnectionPayload:
 
 @service_errors_as(DisconnectEmailConnectionPayload, EmailConnectionError)
 async def disconnect_email_connection(info: Info) -> DisconnectEmailConnectionPayload:
-    from sync_engine.services.connections import disconnect_connection
 
     viewer = info.context.require_user()
-    connection = await disconnect_connection(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
+    connection = await info.context.services.connections.disconnect_connection(
+        sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
     )
     # Reloaded through the read path, which selects display columns only.
     reloaded = await load_as(info.context.loaders.connection, connection.id, email_connection_from_row)

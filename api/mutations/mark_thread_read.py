@@ -28,12 +28,11 @@ class MarkThreadReadPayload:
 async def mark_thread_read(
     info: Info, input: Annotated[MarkThreadReadInput, strawberry.argument(description="The thread.")]
 ) -> MarkThreadReadPayload:
-    from sync_engine.services.send import mark_thread_read as mark_service
 
     viewer = info.context.require_member()
     thread_id = input_id(input.thread_id, "Thread", what="thread", field="threadId")
-    await mark_service(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, thread_id=thread_id, is_read=input.read
+    await info.context.services.read_state.mark_thread_read(
+        sub_account_id=viewer.sub_account_id, thread_id=thread_id, is_read=input.read
     )
     info.context.shared_reads_changed()
     return MarkThreadReadPayload(thread=await load_as(info.context.loaders.thread, thread_id, thread_from_row))

@@ -22,11 +22,10 @@ class RequestSyncPayload:
 
 @service_errors_as(RequestSyncPayload, EmailConnectionError)
 async def request_sync(info: Info) -> RequestSyncPayload:
-    from sync_engine.services.connections import request_sync as request_sync_service
 
     viewer = info.context.require_user()
-    connection = await request_sync_service(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
+    connection = await info.context.services.connections.request_sync(
+        sub_account_id=viewer.sub_account_id, user_id=viewer.user_id
     )
     reloaded = await load_as(info.context.loaders.connection, connection.id, email_connection_from_row)
     return RequestSyncPayload(email_connection=reloaded)

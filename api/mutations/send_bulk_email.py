@@ -15,6 +15,7 @@ from api.context import Info
 from api.types.bulk_send import BulkSend, load_bulk_send
 from api.types.user_errors import SendEmailError, service_errors_as
 from sync_engine.rules.outbound import MAX_BULK_RECIPIENTS
+from sync_engine.services.bulk_send import BulkRequest
 
 
 @strawberry.input(description=f"A bulk email: at most {MAX_BULK_RECIPIENTS} recipients, one delivery each.")
@@ -43,13 +44,10 @@ class SendBulkEmailPayload:
 async def send_bulk_email(
     info: Info, input: Annotated[SendBulkEmailInput, strawberry.argument(description="The bulk email.")]
 ) -> SendBulkEmailPayload:
-    from sync_engine.services.bulk_send import BulkRequest
-    from sync_engine.services.bulk_send import send_bulk_email as send_service
-
     viewer = info.context.require_user()
     request = BulkRequest(recipients=list(input.recipients), subject=input.subject, html=input.html, text=input.text,
                           from_address=input.from_, idempotency_key=input.idempotency_key)
-    bulk = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
+    bulk = await info.context.services.bulk_sends.send_bulk_email(sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
                               request=request, caller=viewer.actor)
     info.context.shared_reads_changed()
     return SendBulkEmailPayload(bulk_send=await load_bulk_send(info, bulk.id))

@@ -81,10 +81,8 @@ async def sent_payload(info: Info, sent: Any, payload_type: Any) -> Any:
 async def send_email(
     info: Info, input: Annotated[SendEmailInput, strawberry.argument(description="The email.")]
 ) -> SendEmailPayload:
-    from sync_engine.services.send import send_email as send_service
-
     viewer = info.context.require_user()
     request = send_request_from(input)
-    sent = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
+    sent = await info.context.services.sending.send_email(sub_account_id=viewer.sub_account_id, user_id=viewer.user_id,
                               request=request, caller=viewer.actor)
     return await sent_payload(info, sent, SendEmailPayload)

@@ -34,8 +34,6 @@ class SendWorkflowEmailPayload(SendEmailPayload):
 async def send_workflow_email(
     info: Info, input: Annotated[SendWorkflowEmailInput, strawberry.argument(description="The email.")]
 ) -> SendWorkflowEmailPayload:
-    from sync_engine.services.send import send_workflow_email as send_service
-
     viewer = info.context.require_member()
     user_id = viewer.user_id
     if input.user_id is not None:
@@ -43,6 +41,6 @@ async def send_workflow_email(
         if user_id != viewer.user_id and not viewer.is_admin:
             raise ServiceError("FORBIDDEN", "only admins and API keys may send for another user", "userId")
     request = send_request_from(input)
-    sent = await send_service(info.context.runtime, sub_account_id=viewer.sub_account_id, user_id=user_id,
+    sent = await info.context.services.sending.send_workflow_email(sub_account_id=viewer.sub_account_id, user_id=user_id,
                               request=request, caller=viewer.actor)
     return await sent_payload(info, sent, SendWorkflowEmailPayload)

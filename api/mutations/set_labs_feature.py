@@ -9,7 +9,6 @@ import strawberry
 from api.context import Info
 from api.types.account import SubAccount, sub_account_from_row
 from api.types.user_errors import AccountError, service_errors_as
-from sync_engine.services import accounts
 
 
 @strawberry.input(description="Labs flags of the sub-account.")
@@ -31,7 +30,7 @@ async def set_labs_feature(
     info: Info, input: Annotated[SetLabsFeatureInput, strawberry.argument(description="The flags.")]
 ) -> SetLabsFeaturePayload:
     viewer = info.context.require_member()
-    sub_account = await accounts.set_labs_feature(
-        info.context.runtime, sub_account_id=viewer.sub_account_id, two_way_sync=input.two_way_sync
+    sub_account = await info.context.services.accounts.set_labs_feature(
+        sub_account_id=viewer.sub_account_id, two_way_sync=input.two_way_sync
     )
     return SetLabsFeaturePayload(sub_account=sub_account_from_row(sub_account))

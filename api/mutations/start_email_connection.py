@@ -58,7 +58,6 @@ async def start_email_connection(
 
 async def begin_sign_in(info: Info, input: StartEmailConnectionInput) -> str:
     """Validate the input and start the provider sign-in; returns the authorization URL."""
-    from sync_engine.services.connections import start_connection
 
     viewer = info.context.require_user()
     if input.login_hint is not None and not is_valid_email(input.login_hint):
@@ -67,8 +66,7 @@ async def begin_sign_in(info: Info, input: StartEmailConnectionInput) -> str:
         problem = redirect_uri_problem(input.redirect_uri, allowed_origins(info.context.runtime.settings))
         if problem is not None:
             raise ServiceError("INVALID_REDIRECT_URI", problem, "redirectUri")
-    return await start_connection(
-        info.context.runtime,
+    return await info.context.services.connections.start_connection(
         sub_account_id=viewer.sub_account_id,
         user_id=viewer.user_id,
         provider=Provider(input.provider.value),

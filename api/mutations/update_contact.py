@@ -9,7 +9,6 @@ import strawberry
 from api.context import Info
 from api.types.contact import Contact, contact_from_row
 from api.types.user_errors import ContactError, input_id, service_errors_as
-from sync_engine.services import contacts as contact_service
 
 
 @strawberry.input(description="Changes to a contact; omitted fields stay as they are.")
@@ -33,8 +32,7 @@ async def update_contact(
     contact_id = input_id(input.id, "Contact", what="contact", field="id")
     email = input.email if input.email not in (strawberry.UNSET, None) else None
     name_given = input.name is not strawberry.UNSET
-    contact = await contact_service.update_contact(
-        info.context.runtime,
+    contact = await info.context.services.contacts.update_contact(
         sub_account_id=viewer.sub_account_id,
         contact_id=contact_id,
         email=email,

@@ -17,7 +17,7 @@ import strawberry
 from api.context import Info
 from api.mutations.start_email_connection import StartEmailConnectionInput, begin_sign_in
 from api.types.user_errors import EmailConnectionError, service_errors_as
-from db.repositories import connection_reads
+from db.repositories import connections as connection_reads
 from sync_engine.services.errors import ServiceError
 
 

@@ -13,14 +13,15 @@ from api.auth import ViewerKind as AuthViewerKind
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import to_global_id
+from api.types.enums import graphql_enum
 from api.types.node import Node
 from db.repositories import tenancy
+from vocabulary import Role
 
-
-@strawberry.enum(description="A user's role in their sub-account.")
-class Role(enum.Enum):
-    ADMIN = strawberry.enum_value("admin", description="Manages the sub-account (labs flags, all mailboxes).")
-    USER = strawberry.enum_value("user", description="Staff: their own mailbox and the shared inbox.")
+graphql_enum(Role, description="A user's role in their sub-account.", values={
+    Role.ADMIN: "Manages the sub-account (labs flags, all mailboxes).",
+    Role.USER: "Staff: their own mailbox and the shared inbox.",
+})
 
 
 @strawberry.enum(description="What kind of credentials the caller used.")

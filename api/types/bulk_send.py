@@ -12,19 +12,20 @@ import strawberry
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import to_global_id
+from api.types.enums import graphql_enum
 from api.types.message import Message, MessageStatus, message_from_row
 from api.types.node import Node
 from api.types.pagination import Connection, keyset_after, make_connection
 from api.types.sending import RouteReason, SenderRoute
-from db.repositories import sending
+from db.repositories import bulk_sends
 from db.repositories.paging import clamp_page_size
+from vocabulary import BulkSendStatus
 
-
-@strawberry.enum(description="Progress of a bulk email.")
-class BulkSendStatus(enum.Enum):
-    QUEUED = strawberry.enum_value("queued", description="Recorded; no delivery has finished yet.")
-    SENDING = strawberry.enum_value("sending", description="Deliveries are going out, paced to the route's limits.")
-    COMPLETED = strawberry.enum_value("completed", description="Every delivery has its final result.")
+graphql_enum(BulkSendStatus, description="Progress of a bulk email.", values={
+    BulkSendStatus.QUEUED: "Recorded; no delivery has finished yet.",
+    BulkSendStatus.SENDING: "Deliveries are going out, paced to the route's limits.",
+    BulkSendStatus.COMPLETED: "Every delivery has its final result.",
+})
 
 
 @strawberry.type(description="One recipient's delivery of a bulk email.")
@@ -71,7 +72,7 @@ class BulkSend(Node):
         after_id = keyset_after(after, _decode_cursor)
         limit = clamp_page_size(first)
         async with info.context.runtime.engine.connect() as conn:
-            rows = await sending.bulk_deliveries(conn, self.sub_account_db_id, self.db_id, limit=limit, after=after_id)
+            rows = await bulk_sends.bulk_deliveries(conn, self.sub_account_db_id, self.db_id, limit=limit, after=after_id)
         page, has_next = rows[:limit], len(rows) > limit
         nodes = [BulkDelivery(recipient=(r.to_addresses or [{}])[0].get("email", ""), status=MessageStatus(r.status),
                               status_detail=r.error, attempts=r.attempts, message_db_id=r.message_id) for r in page]
@@ -101,7 +102,7 @@ async def load_bulk_send(info: Info, bulk_send_id: uuid.UUID | None) -> BulkSend
     viewer = info.context.require_member()
     async with info.context.runtime.engine.connect() as conn:
         # Admins and API keys see every bulk send of the sub-account; a user sees their own.
-        rows = await sending.bulk_sends_by_ids(conn, viewer.sub_account_id, [bulk_send_id],
+        rows = await bulk_sends.bulk_sends_by_ids(conn, viewer.sub_account_id, [bulk_send_id],
                                                owner_user_id=None if viewer.is_admin else viewer.user_id)
     return bulk_send_from_row(rows[0]) if rows else None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -11,13 +10,14 @@ from typing import Any
 import strawberry
 
 from api.ids import to_global_id
+from api.types.enums import graphql_enum
 from api.types.node import Node
+from vocabulary import ContactSource
 
-
-@strawberry.enum(description="How a contact came to exist.")
-class ContactSource(enum.Enum):
-    CRM = strawberry.enum_value("crm", description="Created in the CRM or through the API.")
-    BCC = strawberry.enum_value("bcc", description="Created by the auto-BCC sync address.")
+graphql_enum(ContactSource, description="How a contact came to exist.", values={
+    ContactSource.CRM: "Created in the CRM or through the API.",
+    ContactSource.BCC: "Created by the auto-BCC sync address.",
+})
 
 
 @strawberry.type(description="A customer of the sub-account, identified by a unique email address.")
@@ -51,7 +51,7 @@ def contact_from_values(values: Sequence[Any]) -> Contact:
         id=strawberry.ID(to_global_id("Contact", id_)),
         email=email,
         name=name,
-        source=ContactSource.BCC if source == "bcc" else ContactSource.CRM,
+        source=ContactSource(source),
         created_at=created_at,
         db_id=id_,
     )

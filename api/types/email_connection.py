@@ -6,7 +6,6 @@ ciphertext, sync cursors or webhook secrets: there is nothing secret to leak her
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,36 +15,37 @@ import strawberry
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import to_global_id
+from api.types.enums import graphql_enum
 from api.types.node import Node
+from vocabulary import ConnectionStatus, Provider
 
 if TYPE_CHECKING:
     from api.types.account import User
 
 
-@strawberry.enum(description="A mailbox provider.")
-class EmailProvider(enum.Enum):
-    OUTLOOK = strawberry.enum_value("outlook", description="Microsoft 365 / Outlook.com, over Microsoft Graph.")
-    GMAIL = strawberry.enum_value("gmail", description="Google Gmail, over the Gmail API.")
+EmailProvider = graphql_enum(Provider, name="EmailProvider", description="A mailbox provider.", values={
+    Provider.OUTLOOK: "Microsoft 365 / Outlook.com, over Microsoft Graph.",
+    Provider.GMAIL: "Google Gmail, over the Gmail API.",
+})
 
-
-@strawberry.enum(description="State of a mailbox connection.")
-class EmailConnectionStatus(enum.Enum):
-    CONNECTING = strawberry.enum_value("connecting", description="Signed in; the first sync has not finished.")
-    ACTIVE = strawberry.enum_value("active", description="Connected and up to date.")
-    SYNCING = strawberry.enum_value("syncing", description="A sync pass is running.")
-    REAUTH_REQUIRED = strawberry.enum_value(
-        "reauth_required", description="The provider revoked access: the user must connect again."
-    )
-    ERROR = strawberry.enum_value("error", description="Sync is failing; see `statusDetail`.")
-    DISCONNECTED = strawberry.enum_value("disconnected", description="Disconnected; nothing syncs any more.")
+EmailConnectionStatus = graphql_enum(
+    ConnectionStatus, name="EmailConnectionStatus", description="State of a mailbox connection.", values={
+        ConnectionStatus.CONNECTING: "Signed in; the first sync has not finished.",
+        ConnectionStatus.ACTIVE: "Connected and up to date.",
+        ConnectionStatus.SYNCING: "A sync pass is running.",
+        ConnectionStatus.REAUTH_REQUIRED: "The provider revoked access: the user must connect again.",
+        ConnectionStatus.ERROR: "Sync is failing; see `statusDetail`.",
+        ConnectionStatus.DISCONNECTED: "Disconnected; nothing syncs any more.",
+    },
+)
 
 
 @strawberry.type(description="A mailbox connected by a user for two-way sync.")
 class EmailConnection(Node):
-    provider: EmailProvider = strawberry.field(description="The mailbox provider.")
+    provider: Provider = strawberry.field(description="The mailbox provider.")
     address: str = strawberry.field(description="The mailbox address.")
     display_name: str | None = strawberry.field(description="The mailbox owner's display name at the provider.")
-    status: EmailConnectionStatus = strawberry.field(description="Connection state.")
+    status: ConnectionStatus = strawberry.field(description="Connection state.")
     status_detail: str | None = strawberry.field(description="Human-readable detail of the state (errors).")
     is_current: bool = strawberry.field(
         description="False for a mailbox replaced by a newer connection of the same user (kept for history)."
@@ -74,10 +74,10 @@ class EmailConnection(Node):
 def email_connection_from_row(row: Any) -> EmailConnection:
     return EmailConnection(
         id=strawberry.ID(to_global_id("EmailConnection", row.id)),
-        provider=EmailProvider(row.provider),
+        provider=Provider(row.provider),
         address=row.address,
         display_name=row.display_name,
-        status=EmailConnectionStatus(row.status),
+        status=ConnectionStatus(row.status),
         status_detail=row.status_detail,
         is_current=row.is_current,
         last_sync_at=row.last_sync_at,

@@ -3,7 +3,7 @@
 The event bus carries ids only; the objects are loaded (scoped to the subscriber's
 sub-account) when a subscriber asks for them, so an event never shows more than a
 query would. One ``SyncEvent`` and its objects serve every subscriber of the
-sub-account that the event reaches in this process (see ``api.dataloaders.event_scope``):
+sub-account that the event reaches in this process (see ``api.event_memo``):
 nothing in them may depend on who the viewer is, and what does (the connection's
 owner/admin check) is decided per viewer in the resolver.
 """
@@ -24,28 +24,32 @@ import strawberry
 
 from api.context import Info
 from api.dataloaders.connection_by_id import load_connections
-from api.dataloaders.event_scope import EventScope
 from api.dataloaders.message_by_id import load_messages
 from api.dataloaders.thread_by_id import load_threads
+from api.event_memo import EventScope
 from api.types.email_connection import EmailConnection, email_connection_from_row
 from api.types.message import Message, message_from_row
 from api.types.thread import Thread, thread_from_row
+from vocabulary import EventType
 
 log = logging.getLogger(__name__)
 
 
+# The event types subscribers of ``inboxEvents`` see: a subset of the vocabulary's (bulk
+# send progress has its own subscription; a bus resumption is never shown), so its own enum.
 @strawberry.enum(description="What happened.")
 class SyncEventType(enum.Enum):
-    MESSAGE_ADDED = strawberry.enum_value("message_added", description="A message was added to a thread.")
+    MESSAGE_ADDED = strawberry.enum_value(EventType.MESSAGE_ADDED.value, description="A message was added to a thread.")
     MESSAGE_UPDATED = strawberry.enum_value(
-        "message_updated", description="A message changed (read state, deleted in mailbox, delivery status)."
+        EventType.MESSAGE_UPDATED.value,
+        description="A message changed (read state, deleted in mailbox, delivery status).",
     )
-    THREAD_CREATED = strawberry.enum_value("thread_created", description="A new thread was started.")
+    THREAD_CREATED = strawberry.enum_value(EventType.THREAD_CREATED.value, description="A new thread was started.")
     CONNECTION_CHANGED = strawberry.enum_value(
-        "connection_changed", description="A mailbox connection changed state or finished a sync."
+        EventType.CONNECTION_CHANGED.value, description="A mailbox connection changed state or finished a sync."
     )
     EVENTS_MISSED = strawberry.enum_value(
-        "events_missed",
+        EventType.EVENTS_MISSED.value,
         description="The cursor given as `after` is older than the event log's retention (or unknown), so what "
         "happened since cannot be replayed: refetch what you show, then go on from this event's cursor. Carries no "
         "thread, message or connection.",

@@ -6,7 +6,6 @@ when a query asks for them, so an inbox page never drags message bodies along.
 
 from __future__ import annotations
 
-import enum
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,37 +18,36 @@ import strawberry
 from api.context import Info
 from api.dataloaders import load_as
 from api.ids import parse_global_id, to_global_id
+from api.types.enums import graphql_enum
 from api.types.node import Node
 from api.types.sending import EmailKind, RouteReason, SenderRoute
 from db.repositories.threads import MESSAGE_SUMMARY_COLUMNS
 from sync_engine.services.attachments import signed_download_url
+from vocabulary import MessageDirection, MessageOrigin, MessageStatus
 
 if TYPE_CHECKING:
     from api.types.thread import Thread
 
 
-@strawberry.enum(description="Whether the message was received or sent by the sub-account's user.")
-class MessageDirection(enum.Enum):
-    INBOUND = strawberry.enum_value("inbound", description="Received from a contact.")
-    OUTBOUND = strawberry.enum_value("outbound", description="Sent by the user (from the CRM or the mailbox).")
+graphql_enum(MessageDirection, description="Whether the message was received or sent by the sub-account's user.",
+             values={
+                 MessageDirection.INBOUND: "Received from a contact.",
+                 MessageDirection.OUTBOUND: "Sent by the user (from the CRM or the mailbox).",
+             })
 
+graphql_enum(MessageStatus, description="Delivery state of a message.", values={
+    MessageStatus.QUEUED: "A CRM send waiting in the outbox.",
+    MessageStatus.SENT: "A CRM send accepted by the provider.",
+    MessageStatus.FAILED: "A CRM send the provider refused for good.",
+    MessageStatus.SYNCED: "Read from the mailbox.",
+    MessageStatus.UNCERTAIN: "A CRM send handed to the SMTP relay whose answer was lost (a crash): it is not "
+    "sent again, so it went out at most once; `statusDetail` says more.",
+})
 
-@strawberry.enum(description="Delivery state of a message.")
-class MessageStatus(enum.Enum):
-    QUEUED = strawberry.enum_value("queued", description="A CRM send waiting in the outbox.")
-    SENT = strawberry.enum_value("sent", description="A CRM send accepted by the provider.")
-    FAILED = strawberry.enum_value("failed", description="A CRM send the provider refused for good.")
-    SYNCED = strawberry.enum_value("synced", description="Read from the mailbox.")
-    UNCERTAIN = strawberry.enum_value(
-        "uncertain", description="A CRM send handed to the SMTP relay whose answer was lost (a crash): it is not "
-        "sent again, so it went out at most once; `statusDetail` says more."
-    )
-
-
-@strawberry.enum(description="Where a message was written.")
-class MessageOrigin(enum.Enum):
-    CRM = strawberry.enum_value("crm", description="Written in the CRM and sent through the mailbox.")
-    MAILBOX = strawberry.enum_value("mailbox", description="Written or received in the mailbox.")
+graphql_enum(MessageOrigin, description="Where a message was written.", values={
+    MessageOrigin.CRM: "Written in the CRM and sent through the mailbox.",
+    MessageOrigin.MAILBOX: "Written or received in the mailbox.",
+})
 
 
 @strawberry.type(description="An email address with its optional display name.")
@@ -164,8 +162,9 @@ class Message(Node):
 # What a Message is built from, in this order (see ``message_columns``): the summary
 # columns the repository selects, less the connection (not part of the API type).
 _COLUMNS = tuple(name for name in MESSAGE_SUMMARY_COLUMNS if name != "connection_id")
-# Stored value -> enum member: a dict lookup instead of ``Enum(value)`` (an unknown value
-# still fails, with a KeyError).
+# Stored value -> enum member. Rows of the models' typed columns already hold members;
+# the lookup also takes a plain value, and is cheaper than ``Enum(value)`` (an unknown
+# value still fails, with a KeyError).
 _DIRECTIONS = {member.value: member for member in MessageDirection}
 _ORIGINS = {member.value: member for member in MessageOrigin}
 _STATUSES = {member.value: member for member in MessageStatus}

@@ -3,49 +3,34 @@ email provider (an SMTP relay; its password is never readable) and sender previe
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
 import strawberry
 
-from sync_engine.rules import sender as rules
+from api.types.enums import graphql_enum
+from sync_engine.rules.sender import EXPLANATIONS
+from vocabulary import EmailKind, RouteReason, SenderRoute, SmtpTlsMode
 
+graphql_enum(EmailKind, description="What kind of CRM email it is; the kind decides the sender.", values={
+    EmailKind.INDIVIDUAL: "One email written by a user to contacts.",
+    EmailKind.BULK: "The same email to many contacts, one delivery each.",
+    EmailKind.WORKFLOW: "Sent by a workflow or automation (partner apps).",
+})
 
-def _v(value: str, description: str) -> Any:
-    return strawberry.enum_value(value, description=description)
+graphql_enum(SenderRoute, description="Which service an email leaves through.", values={
+    SenderRoute.MAILBOX: "The user's connected mailbox: it shows in their Sent folder and the thread syncs.",
+    SenderRoute.SUB_ACCOUNT: "The sub-account's email provider (SMTP relay): never in a mailbox, not synced.",
+})
 
+# In the same words as the rule's explanations (what ``resolveSender`` answers).
+graphql_enum(RouteReason, description="Why an email takes its route.", values=EXPLANATIONS)
 
-@strawberry.enum(description="What kind of CRM email it is; the kind decides the sender.")
-class EmailKind(enum.Enum):
-    INDIVIDUAL = _v("individual", "One email written by a user to contacts.")
-    BULK = _v("bulk", "The same email to many contacts, one delivery each.")
-    WORKFLOW = _v("workflow", "Sent by a workflow or automation (partner apps).")
-
-
-@strawberry.enum(description="Which service an email leaves through.")
-class SenderRoute(enum.Enum):
-    MAILBOX = _v("mailbox", "The user's connected mailbox: it shows in their Sent folder and the thread syncs.")
-    SUB_ACCOUNT = _v("sub_account", "The sub-account's email provider (SMTP relay): never in a mailbox, not synced.")
-
-
-@strawberry.enum(description="Why an email takes its route.")
-class RouteReason(enum.Enum):
-    INDIVIDUAL_FROM_MAILBOX = _v("individual_from_mailbox", rules.EXPLANATIONS[rules.RouteReason.INDIVIDUAL_FROM_MAILBOX])
-    INDIVIDUAL_NO_MAILBOX = _v("individual_no_mailbox", rules.EXPLANATIONS[rules.RouteReason.INDIVIDUAL_NO_MAILBOX])
-    BULK_FROM_IS_MAILBOX = _v("bulk_from_is_mailbox", rules.EXPLANATIONS[rules.RouteReason.BULK_FROM_IS_MAILBOX])
-    BULK_FROM_BLANK = _v("bulk_from_blank", rules.EXPLANATIONS[rules.RouteReason.BULK_FROM_BLANK])
-    BULK_FROM_OTHER = _v("bulk_from_other", rules.EXPLANATIONS[rules.RouteReason.BULK_FROM_OTHER])
-    BULK_NO_MAILBOX = _v("bulk_no_mailbox", rules.EXPLANATIONS[rules.RouteReason.BULK_NO_MAILBOX])
-    WORKFLOW_ALWAYS_SUB_ACCOUNT = _v("workflow_always_sub_account",
-                                     rules.EXPLANATIONS[rules.RouteReason.WORKFLOW_ALWAYS_SUB_ACCOUNT])
-
-
-@strawberry.enum(description="How the connection to an SMTP relay is secured.")
-class SmtpTlsMode(enum.Enum):
-    IMPLICIT = _v("implicit", "TLS from the first byte (usually port 465).")
-    STARTTLS = _v("starttls", "Plain connection upgraded with STARTTLS, which is required (usually port 587).")
-    NONE = _v("none", "No TLS: accepted for a relay on this machine (loopback) only.")
+graphql_enum(SmtpTlsMode, description="How the connection to an SMTP relay is secured.", values={
+    SmtpTlsMode.IMPLICIT: "TLS from the first byte (usually port 465).",
+    SmtpTlsMode.STARTTLS: "Plain connection upgraded with STARTTLS, which is required (usually port 587).",
+    SmtpTlsMode.NONE: "No TLS: accepted for a relay on this machine (loopback) only.",
+})
 
 
 @strawberry.type(description="The sub-account's email provider: an SMTP relay. The password is write-only.")

@@ -36,7 +36,8 @@ class SyncSkip(Node):
 def sync_skip_from_row(row: Any) -> SyncSkip:
     return SyncSkip(
         id=strawberry.ID(to_global_id("SyncSkip", row.id)),
-        reason=row.reason,
+        # The column loads a SkipReason; the field is a plain String (str() gives its value).
+        reason=str(row.reason),
         detail=row.detail,
         subject=row.subject,
         from_email=row.from_email,

@@ -9,18 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, CreatedMixin, IdMixin, utcnow
-
-
-class ConnectionStatus:
-    CONNECTING = "connecting"
-    ACTIVE = "active"
-    SYNCING = "syncing"
-    REAUTH_REQUIRED = "reauth_required"
-    ERROR = "error"
-    DISCONNECTED = "disconnected"
-
-    LIVE = (ACTIVE, SYNCING, CONNECTING, ERROR)
+from db.base import Base, CreatedMixin, IdMixin, stored_enum, utcnow
+from vocabulary import ConnectionStatus as ConnectionStatus
+from vocabulary import Provider
 
 
 class EmailConnection(IdMixin, CreatedMixin, Base):
@@ -38,10 +29,10 @@ class EmailConnection(IdMixin, CreatedMixin, Base):
 
     sub_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_accounts.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    provider: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[Provider] = mapped_column(stored_enum(Provider, 20))
     address: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default=ConnectionStatus.CONNECTING)
+    status: Mapped[ConnectionStatus] = mapped_column(stored_enum(ConnectionStatus, 20), default=ConnectionStatus.CONNECTING)
     status_detail: Mapped[str | None] = mapped_column(Text)
     is_current: Mapped[bool] = mapped_column(default=True)
 
@@ -85,7 +76,7 @@ class OAuthFlow(CreatedMixin, Base):
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     sub_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_accounts.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    provider: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[Provider] = mapped_column(stored_enum(Provider, 20))
     # Encrypted provider flow (PKCE verifier, nonce...).
     flow_ciphertext: Mapped[str] = mapped_column(Text)
     # Where the browser goes once the sign-in completes (the SPA).

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base
+from db.base import Base, stored_enum
+from vocabulary import EventType
 
 
 class EventCounter(Base):
@@ -37,7 +38,7 @@ class EventRecord(Base):
         ForeignKey("sub_accounts.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[EventType] = mapped_column(stored_enum(EventType, 32))
     # Ids only, never content: an event is a pointer to rows read with the reader's scope.
     thread_id: Mapped[uuid.UUID | None]
     message_id: Mapped[uuid.UUID | None]

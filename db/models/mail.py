@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, CreatedMixin, IdMixin
+from db.base import Base, CreatedMixin, IdMixin, stored_enum
+from vocabulary import EmailKind, MessageDirection, MessageOrigin, MessageStatus, RouteReason, SenderRoute
 
 
 class Thread(IdMixin, CreatedMixin, Base):
@@ -48,9 +49,9 @@ class Message(IdMixin, CreatedMixin, Base):
     sub_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_accounts.id", ondelete="CASCADE"))
     thread_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
     connection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("email_connections.id", ondelete="SET NULL"))
-    direction: Mapped[str] = mapped_column(String(10))  # inbound | outbound
-    origin: Mapped[str] = mapped_column(String(10))  # crm | mailbox
-    status: Mapped[str] = mapped_column(String(12))  # queued | sent | failed | synced
+    direction: Mapped[MessageDirection] = mapped_column(stored_enum(MessageDirection, 10))
+    origin: Mapped[MessageOrigin] = mapped_column(stored_enum(MessageOrigin, 10))
+    status: Mapped[MessageStatus] = mapped_column(stored_enum(MessageStatus, 12))
     provider_message_id: Mapped[str | None] = mapped_column(String(512))
     message_id_header: Mapped[str | None] = mapped_column(String(998))
     in_reply_to: Mapped[str | None] = mapped_column(Text)
@@ -71,11 +72,11 @@ class Message(IdMixin, CreatedMixin, Base):
     deleted_in_mailbox: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
-    # CRM sends: which service it left through (mailbox | sub_account), why (a
-    # sync_engine.rules.sender reason), what kind of email it was, and its bulk send.
-    route: Mapped[str | None] = mapped_column(String(12))
-    route_reason: Mapped[str | None] = mapped_column(String(40))
-    kind: Mapped[str | None] = mapped_column(String(12))
+    # CRM sends: which service it left through, why (decided by sync_engine.rules.sender),
+    # what kind of email it was, and its bulk send.
+    route: Mapped[SenderRoute | None] = mapped_column(stored_enum(SenderRoute, 12))
+    route_reason: Mapped[RouteReason | None] = mapped_column(stored_enum(RouteReason, 40))
+    kind: Mapped[EmailKind | None] = mapped_column(stored_enum(EmailKind, 12))
     bulk_send_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("bulk_sends.id", ondelete="SET NULL"), index=True
     )

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, CreatedMixin, IdMixin, utcnow
+from db.base import Base, CreatedMixin, IdMixin, stored_enum, utcnow
+from vocabulary import BulkSendStatus as BulkSendStatus
+from vocabulary import RouteReason, SenderRoute, SmtpTlsMode
 
 
 class SubAccountEmailProvider(IdMixin, CreatedMixin, Base):
@@ -23,7 +25,7 @@ class SubAccountEmailProvider(IdMixin, CreatedMixin, Base):
     )
     host: Mapped[str] = mapped_column(String(253))
     port: Mapped[int]
-    tls_mode: Mapped[str] = mapped_column(String(10))  # implicit | starttls | none
+    tls_mode: Mapped[SmtpTlsMode] = mapped_column(stored_enum(SmtpTlsMode, 10))
     username: Mapped[str | None] = mapped_column(String(320))
     # Fernet ciphertext, like mailbox tokens; never returned by the API.
     password_ciphertext: Mapped[str | None] = mapped_column(Text)
@@ -35,12 +37,6 @@ class SubAccountEmailProvider(IdMixin, CreatedMixin, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class BulkSendStatus:
-    QUEUED = "queued"
-    SENDING = "sending"
-    COMPLETED = "completed"
-
-
 class BulkSend(IdMixin, CreatedMixin, Base):
     """One bulk email: a delivery (message + outbox row) per recipient, each with its result."""
 
@@ -48,11 +44,11 @@ class BulkSend(IdMixin, CreatedMixin, Base):
 
     sub_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sub_accounts.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    route: Mapped[str] = mapped_column(String(12))
-    route_reason: Mapped[str] = mapped_column(String(40))
+    route: Mapped[SenderRoute] = mapped_column(stored_enum(SenderRoute, 12))
+    route_reason: Mapped[RouteReason] = mapped_column(stored_enum(RouteReason, 40))
     from_email: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(10), default=BulkSendStatus.QUEUED)
+    status: Mapped[BulkSendStatus] = mapped_column(stored_enum(BulkSendStatus, 10), default=BulkSendStatus.QUEUED)
     total: Mapped[int] = mapped_column(default=0)
     sent_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)

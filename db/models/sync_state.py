@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, CreatedMixin, IdMixin, utcnow
+from db.base import Base, CreatedMixin, IdMixin, stored_enum, utcnow
+from vocabulary import OutboxStatus as OutboxStatus
+from vocabulary import SenderRoute, SkipReason
 
 
 class SyncSkip(IdMixin, CreatedMixin, Base):
@@ -22,19 +24,11 @@ class SyncSkip(IdMixin, CreatedMixin, Base):
     connection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("email_connections.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     provider_message_id: Mapped[str] = mapped_column(String(512))
-    reason: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[SkipReason] = mapped_column(stored_enum(SkipReason, 40))
     detail: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
     from_email: Mapped[str | None] = mapped_column(String(320))
     sent_at: Mapped[datetime | None]
-
-
-class OutboxStatus:
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
-    # Handed to an SMTP relay whose answer was lost: not resent (at most once).
-    UNCERTAIN = "uncertain"
 
 
 class OutboxItem(IdMixin, CreatedMixin, Base):
@@ -47,10 +41,12 @@ class OutboxItem(IdMixin, CreatedMixin, Base):
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
     connection_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("email_connections.id", ondelete="SET NULL"))
     # mailbox: through ``connection_id``; sub_account: through the sub-account's SMTP relay.
-    route: Mapped[str] = mapped_column(String(12), default="mailbox", server_default="mailbox")
+    route: Mapped[SenderRoute] = mapped_column(
+        stored_enum(SenderRoute, 12), default=SenderRoute.MAILBOX, server_default=SenderRoute.MAILBOX.value
+    )
     # Deliveries of a bulk send are drained by its own paced job, not one job each.
     bulk_send_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bulk_sends.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
+    status: Mapped[OutboxStatus] = mapped_column(stored_enum(OutboxStatus, 10), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     # The adapter's saved progress (e.g. the Graph draft id) so a retry never sends twice.
     checkpoint: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

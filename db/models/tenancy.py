@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, CreatedMixin, IdMixin
+from db.base import Base, CreatedMixin, IdMixin, stored_enum
+from vocabulary import ContactSource, Role
 
 
 class SubAccount(IdMixin, CreatedMixin, Base):
@@ -29,7 +30,7 @@ class User(IdMixin, CreatedMixin, Base):
     email: Mapped[str] = mapped_column(String(320))
     email_normalized: Mapped[str] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20), default="user")  # admin | user
+    role: Mapped[Role] = mapped_column(stored_enum(Role, 20), default=Role.USER)
 
 
 class Contact(IdMixin, CreatedMixin, Base):
@@ -41,7 +42,7 @@ class Contact(IdMixin, CreatedMixin, Base):
     email: Mapped[str] = mapped_column(String(320))
     email_normalized: Mapped[str] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(20), default="crm")  # crm | bcc
+    source: Mapped[ContactSource] = mapped_column(stored_enum(ContactSource, 20), default=ContactSource.CRM)
 
 
 class ApiKey(IdMixin, CreatedMixin, Base):

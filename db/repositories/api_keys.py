@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.base import utcnow
 from db.models import ApiKey, SubAccount
 from db.repositories.paging import Page, split_page
+from db.repositories.writes import flush_row
 
 api_keys_t = ApiKey.__table__
 sub_accounts_t = SubAccount.__table__
@@ -66,6 +67,10 @@ async def revoke_api_key(conn: AsyncConnection, scope: KeyScope, key_id: uuid.UU
         .values(revoked_at=utcnow())
     )
     return (await conn.execute(select(*_COLUMNS).where(k.id == key_id, scope.condition()))).first()
+
+
+async def add_api_key(session: AsyncSession, row: ApiKey) -> None:
+    await flush_row(session, row)
 
 
 async def valid_api_key_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import Attachment, Contact, Message, SyncSkip, Thread
 
-messages_t: Table = Message.__table__  # type: ignore[assignment]
-threads_t: Table = Thread.__table__  # type: ignore[assignment]
-contacts_t: Table = Contact.__table__  # type: ignore[assignment]
-skips_t: Table = SyncSkip.__table__  # type: ignore[assignment]
-attachments_t: Table = Attachment.__table__  # type: ignore[assignment]
+messages_t: Table = Message.__table__
+threads_t: Table = Thread.__table__
+contacts_t: Table = Contact.__table__
+skips_t: Table = SyncSkip.__table__
+attachments_t: Table = Attachment.__table__
 
 # Bound parameters per IN list: far below SQLite's and asyncpg's limits even for
 # pages of unusual size; a normal page needs a single chunk.
@@ -46,9 +46,9 @@ def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
 
 async def messages_by_provider_ids(
     db: AsyncConnection, connection_id: uuid.UUID, provider_ids: Iterable[str]
-) -> list[Row[Any]]:
+) -> list[Row[*tuple[Any, ...]]]:
     m = messages_t
-    out: list[Row[Any]] = []
+    out: list[Row[*tuple[Any, ...]]] = []
     for chunk in _chunks(provider_ids):
         stmt = select(*_MESSAGE_COLUMNS).where(m.c.connection_id == connection_id, m.c.provider_message_id.in_(chunk))
         out.extend((await db.execute(stmt)).all())
@@ -57,14 +57,14 @@ async def messages_by_provider_ids(
 
 async def crm_sends_by_headers(
     db: AsyncConnection, sub_account_id: uuid.UUID, connection_id: uuid.UUID, headers: Iterable[str]
-) -> list[Row[Any]]:
+) -> list[Row[*tuple[Any, ...]]]:
     """Messages the CRM sent through this mailbox, by Message-ID, with their thread's
     connection and key, oldest first, linked to a provider message or not (the caller
     adopts into the oldest unlinked one and knows the rest were copied already). Only these
     may be matched by Message-ID: their Sent-folder copy is the same message (any other
     Message-ID match may be a stranger's reuse of the id)."""
     m, t = messages_t, threads_t
-    out: list[Row[Any]] = []
+    out: list[Row[*tuple[Any, ...]]] = []
     for chunk in _chunks(headers):
         stmt = (
             select(*_MESSAGE_COLUMNS, t.c.connection_id.label("thread_connection_id"),
@@ -88,10 +88,10 @@ async def skipped_provider_ids(db: AsyncConnection, connection_id: uuid.UUID, pr
     return out
 
 
-async def threads_by_keys(db: AsyncConnection, connection_id: uuid.UUID, keys: Iterable[str]) -> list[Row[Any]]:
+async def threads_by_keys(db: AsyncConnection, connection_id: uuid.UUID, keys: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
     """(id, connection_id, provider_thread_key) of the mailbox's threads with these provider keys."""
     t = threads_t
-    out: list[Row[Any]] = []
+    out: list[Row[*tuple[Any, ...]]] = []
     for chunk in _chunks(keys):
         stmt = select(t.c.id, t.c.connection_id, t.c.provider_thread_key).where(
             t.c.connection_id == connection_id, t.c.provider_thread_key.in_(chunk)
@@ -102,12 +102,12 @@ async def threads_by_keys(db: AsyncConnection, connection_id: uuid.UUID, keys: I
 
 async def threads_by_message_headers(
     db: AsyncConnection, sub_account_id: uuid.UUID, connection_id: uuid.UUID, headers: Iterable[str]
-) -> list[Row[Any]]:
+) -> list[Row[*tuple[Any, ...]]]:
     """(message_id_header, thread id, connection_id, provider_thread_key) for the mailbox's
     messages with these Message-IDs: the threads that replies referring to them join.
     Several messages may share a Message-ID: oldest first, so callers keep the first."""
     m, t = messages_t, threads_t
-    out: list[Row[Any]] = []
+    out: list[Row[*tuple[Any, ...]]] = []
     for chunk in _chunks(headers):
         stmt = (
             select(m.c.message_id_header, t.c.id, t.c.connection_id, t.c.provider_thread_key)
@@ -128,7 +128,7 @@ async def contact_ids_by_emails(
     for chunk in _chunks(e.strip().lower() for e in emails if e):
         stmt = select(c.c.email_normalized, c.c.id).where(c.c.sub_account_id == sub_account_id,
                                                           c.c.email_normalized.in_(chunk))
-        out.update({email: cid for email, cid in (await db.execute(stmt)).all()})
+        out.update(dict((await db.execute(stmt)).all()))
     return out
 
 
@@ -170,11 +170,11 @@ async def update_messages(
     for message_id, values in changes.items():
         if values:
             groups.setdefault(tuple(sorted(values.items())), []).append(message_id)
-    for values, ids in groups.items():
+    for assignments, ids in groups.items():
         for chunk in _chunks(ids):
             await db.execute(update(messages_t)
                              .where(messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(chunk))
-                             .values(dict(values)))
+                             .values(dict(assignments)))
 
 
 async def set_thread_keys(db: AsyncConnection, sub_account_id: uuid.UUID, keys: Mapping[uuid.UUID, str]) -> None:

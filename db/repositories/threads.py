@@ -1,4 +1,5 @@
-"""Thread and message reads for the API, scoped to one sub-account.
+"""Threads and messages: the API's reads, and what a CRM send reads and writes, each
+scoped to one sub-account.
 
 The inbox list is the hottest query of the service: one Core statement returns a page
 of threads with their contact and their last message (a correlated sub-select picks
@@ -15,11 +16,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Row, Text, and_, bindparam, cast, func, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Integer, Row, Text, and_, bindparam, cast, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.models import Attachment, Contact, Message, Thread
 from db.repositories.paging import Page, split_page
+from vocabulary import MessageStatus
 
 threads_t = Thread.__table__
 contacts_t = Contact.__table__
@@ -176,9 +178,10 @@ async def list_messages(
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> Page[Row[Any]]:
     """A thread's messages in reading order (oldest first), bodies included."""
-    columns = [messages_t.c[name] for name in MESSAGE_SUMMARY_COLUMNS + MESSAGE_BODY_COLUMNS]
     order_key = _message_order_key()
-    stmt = select(*columns, order_key.label("order_key")).where(
+    columns = [*(messages_t.c[name] for name in MESSAGE_SUMMARY_COLUMNS + MESSAGE_BODY_COLUMNS),
+               order_key.label("order_key")]
+    stmt = select(*columns).where(
         messages_t.c.sub_account_id == sub_account_id, messages_t.c.thread_id == thread_id
     )
     if after is not None:
@@ -195,7 +198,7 @@ async def messages_by_ids(
         return []
     names = MESSAGE_SUMMARY_COLUMNS + (MESSAGE_BODY_COLUMNS if with_bodies else ())
     order_key = _message_order_key()
-    stmt = select(*[messages_t.c[name] for name in names], order_key.label("order_key")).where(
+    stmt = select(*[*(messages_t.c[name] for name in names), order_key.label("order_key")]).where(
         messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(list(ids))
     )
     return list((await conn.execute(stmt)).all())
@@ -207,7 +210,7 @@ async def message_bodies_by_ids(
     """(id, html, text): bodies are loaded apart from list rows, only when asked for."""
     if not ids:
         return []
-    stmt = select(messages_t.c.id, messages_t.c.html, messages_t.c.text).where(
+    stmt = select(*[messages_t.c[name] for name in ("id", "html", "text")]).where(
         messages_t.c.sub_account_id == sub_account_id, messages_t.c.id.in_(list(ids))
     )
     return list((await conn.execute(stmt)).all())
@@ -221,8 +224,91 @@ async def attachments_by_message_ids(
         return []
     a = attachments_t
     stmt = (
-        select(a.c.id, a.c.message_id, a.c.filename, a.c.content_type, a.c.size)
+        select(*[a.c[name] for name in ("id", "message_id", "filename", "content_type", "size")])
         .where(a.c.sub_account_id == sub_account_id, a.c.message_id.in_(list(message_ids)))
         .order_by(a.c.message_id, a.c.created_at, a.c.id)
     )
     return list((await conn.execute(stmt)).all())
+
+
+# ---- a CRM send: its thread, message and attachments (ORM rows, in the caller's transaction)
+
+
+async def message_in_sub_account(session: AsyncSession, sub_account_id: uuid.UUID,
+                                 message_id: uuid.UUID) -> Message | None:
+    return await session.scalar(select(Message).where(Message.id == message_id, Message.sub_account_id == sub_account_id))
+
+
+async def attachments_of_message(session: AsyncSession, sub_account_id: uuid.UUID,
+                                 message_id: uuid.UUID) -> list[Attachment]:
+    """With their content: what a send hands to the provider."""
+    rows = await session.scalars(
+        select(Attachment).where(Attachment.message_id == message_id, Attachment.sub_account_id == sub_account_id)
+    )
+    return list(rows)
+
+
+async def reply_parent(session: AsyncSession, sub_account_id: uuid.UUID, thread_id: uuid.UUID) -> Message | None:
+    """The newest message of the thread that has a Message-ID: the one a reply refers to."""
+    return await session.scalar(
+        select(Message)
+        .where(Message.sub_account_id == sub_account_id, Message.thread_id == thread_id,
+               Message.message_id_header.is_not(None))
+        .order_by(Message.sent_at.desc().nulls_last(), Message.created_at.desc())
+        .limit(1)
+    )
+
+
+async def add_thread(session: AsyncSession, thread: Thread) -> None:
+    session.add(thread)
+    await session.flush()
+
+
+async def add_message(session: AsyncSession, message: Message, attachments: Sequence[Attachment] = ()) -> None:
+    session.add(message)
+    await session.flush()
+    session.add_all(attachments)
+    await session.flush()
+
+
+async def set_provider_message_id(session: AsyncSession, sub_account_id: uuid.UUID, message_id: uuid.UUID,
+                                  provider_id: str) -> None:
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.sub_account_id == sub_account_id)
+        .values(provider_message_id=provider_id)
+    )
+
+
+async def record_sent(session: AsyncSession, sub_account_id: uuid.UUID, message_id: uuid.UUID, *,
+                      error: str | None, provider_id: str | None, message_id_header: str | None) -> None:
+    """A CRM send the provider accepted; ``error`` names recipients it refused. The provider
+    id and Message-ID it reports replace ours when given."""
+    values: dict[str, Any] = {"status": MessageStatus.SENT, "error": error}
+    if provider_id:
+        values["provider_message_id"] = provider_id
+    if message_id_header:
+        values["message_id_header"] = message_id_header
+    await session.execute(
+        update(Message).where(Message.id == message_id, Message.sub_account_id == sub_account_id).values(**values)
+    )
+
+
+async def record_unsent(session: AsyncSession, sub_account_id: uuid.UUID, message_id: uuid.UUID,
+                        status: MessageStatus, error: str) -> None:
+    """A CRM send's final outcome other than sent: failed, or uncertain."""
+    await session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.sub_account_id == sub_account_id)
+        .values(status=status, error=error)
+    )
+
+
+async def set_provider_thread_key(session: AsyncSession, sub_account_id: uuid.UUID, thread_id: uuid.UUID,
+                                  thread_key: str) -> None:
+    """The mailbox's conversation id, learnt from the first send (never replaced)."""
+    await session.execute(
+        update(Thread)
+        .where(Thread.id == thread_id, Thread.sub_account_id == sub_account_id, Thread.provider_thread_key.is_(None))
+        .values(provider_thread_key=thread_key)
+    )

@@ -61,6 +61,11 @@ def control_routes(sandbox: Sandbox) -> list[tuple[str, Any, list[str]]]:
         rows = list(state.pusher.deliveries)  # type: ignore[union-attr]
         return JSONResponse([r for r in rows if not wanted or r["mailbox"].lower() == wanted])
 
+    async def outstanding_pushes(request: Request) -> Response:
+        """How many mailbox changes still owe a push (waiting out the interval or being
+        delivered): 0 means every push that is owed has been delivered or given up."""
+        return JSONResponse({"outstanding": state.pusher.outstanding})  # type: ignore[union-attr]
+
     async def clear_pushes(request: Request) -> Response:
         state.pusher.deliveries.clear()  # type: ignore[union-attr]
         return Response(status_code=204)
@@ -80,5 +85,6 @@ def control_routes(sandbox: Sandbox) -> list[tuple[str, Any, list[str]]]:
         (prefix + "/watches/{address}/expire", expire_watch, ["POST"]),
         (prefix + "/pushes", pushes, ["GET"]),
         (prefix + "/pushes", clear_pushes, ["DELETE"]),
+        (prefix + "/pushes/outstanding", outstanding_pushes, ["GET"]),
         (prefix + "/quota/{address}", quota, ["GET"]),
     ]

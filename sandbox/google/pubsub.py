@@ -20,6 +20,7 @@ import asyncio
 import base64
 import json
 import secrets
+import threading
 import time
 from collections import deque
 from datetime import timedelta
@@ -88,6 +89,10 @@ class Pusher:
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.next_message_id = 2_070_443_601_311_540 + secrets.randbelow(10**12)
         self.generation = 0  # bumped on reset: sleeping pushes of an old world are dropped
+        # Changes whose push is not settled yet (scheduled, waiting out the per-mailbox
+        # interval, or being delivered with retries): tests wait for 0 instead of sleeping.
+        self._outstanding = 0
+        self._outstanding_lock = threading.Lock()
         sandbox.store.add_listener(self.on_store_event)
 
     def reset(self) -> None:
@@ -95,6 +100,18 @@ class Pusher:
         self.last_sent.clear()
         self.pending.clear()
         self.deliveries.clear()
+        with self._outstanding_lock:
+            self._outstanding = 0
+
+    @property
+    def outstanding(self) -> int:
+        with self._outstanding_lock:
+            return self._outstanding
+
+    def _settled_one(self, generation: int) -> None:
+        with self._outstanding_lock:
+            if generation == self.generation and self._outstanding > 0:
+                self._outstanding -= 1
 
     def on_store_event(self, event: MessageEvent | MailboxEvent) -> None:
         watches = google_state(self.sandbox).watches
@@ -109,23 +126,28 @@ class Pusher:
         if watch is None or not watch.active() or not watch.matches(event.change):
             return
         # May run on a test's thread: all bookkeeping happens on the server loop.
-        self.sandbox.spawn(lambda: self._schedule(mailbox))
+        with self._outstanding_lock:
+            self._outstanding += 1
+            generation = self.generation
+        self.sandbox.spawn(lambda: self._schedule(mailbox, generation))
 
-    async def _schedule(self, mailbox: Mailbox) -> None:
-        key = mailbox.address.lower()
-        if key in self.pending:
-            return  # a push is already due; it will carry the latest historyId
-        self.pending.add(key)
-        generation = self.generation
-        interval = google_state(self.sandbox).config.gmail_push_min_interval
-        delay = self.last_sent.get(key, float("-inf")) + interval - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if generation != self.generation:
-            return
-        self.pending.discard(key)
-        self.last_sent[key] = time.monotonic()
-        await self.publish(mailbox)
+    async def _schedule(self, mailbox: Mailbox, generation: int) -> None:
+        try:
+            key = mailbox.address.lower()
+            if key in self.pending:
+                return  # a push is already due; it will carry the latest historyId
+            self.pending.add(key)
+            interval = google_state(self.sandbox).config.gmail_push_min_interval
+            delay = self.last_sent.get(key, float("-inf")) + interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if generation != self.generation:
+                return
+            self.pending.discard(key)
+            self.last_sent[key] = time.monotonic()
+            await self.publish(mailbox)
+        finally:
+            self._settled_one(generation)
 
     async def publish(self, mailbox: Mailbox) -> None:
         state = google_state(self.sandbox)

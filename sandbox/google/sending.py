@@ -146,7 +146,7 @@ def _multipart_related(content_type: str, body: bytes) -> tuple[dict[str, Any], 
         if chunk.startswith(b"--"):
             break
         chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk.lstrip(b"\n")
-        head, blank, content = _split(chunk)
+        _head, blank, content = _split(chunk)
         # the line break before the next delimiter belongs to the delimiter
         content = content[:-2] if content.endswith(b"\r\n") else content.removesuffix(b"\n")
         parts.append(content if blank else b"")

@@ -135,6 +135,8 @@ class MailboxHttpClient:
     Subclasses name the service and say what a refused response means:
     ``_retry_of`` (retry, and how long to wait; ``None``: not retryable),
     ``_error_of`` (the exception for a final refusal) and ``_backoff``.
+    Every wait of the retry loop goes through ``sleep`` (``asyncio.sleep`` unless given),
+    so that tests can record the delays asked for instead of spending them.
     """
 
     service = "HTTP"  # names the provider in errors ("Graph", "Gmail")

@@ -7,21 +7,16 @@ look like that type, so ``invoice.pdf`` that is really an executable is refused.
 
 from __future__ import annotations
 
-import enum
 import zipfile
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import PurePosixPath
 
+from vocabulary import AttachmentProblem as AttachmentProblem
+
 MAX_ATTACHMENT_BYTES = 3 * 1024 * 1024
 
 ALLOWED_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "mp4", "mpeg", "zip", "rar", "pdf", "doc", "docx", "txt"})
-
-
-class AttachmentProblem(str, enum.Enum):
-    TOO_LARGE = "attachment_too_large"
-    TYPE_NOT_ALLOWED = "attachment_type_not_allowed"
-    CONTENT_MISMATCH = "attachment_content_mismatch"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,15 +22,17 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sync_engine.domain import Folder, MailMessage
+from sync_engine.domain import MailMessage
 from sync_engine.rules.addresses import participants
+from vocabulary import Folder, SkipReason
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     SYNC = "sync"
-    CONFIDENTIAL = "confidential"
+    # The verdicts recorded as sync skips carry the skip reason's value.
+    CONFIDENTIAL = SkipReason.CONFIDENTIAL.value
     NOT_RELEVANT = "not_relevant"
-    NO_SENDER = "no_sender"  # inbound without a sender address: recorded as a sync skip
+    NO_SENDER = SkipReason.NO_SENDER.value  # inbound without a sender address
 
 
 @dataclass(frozen=True, slots=True)

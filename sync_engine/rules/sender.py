@@ -12,31 +12,13 @@ Every decision carries its reason, stored with the send and shown by ``resolveSe
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-
-class EmailKind(str, enum.Enum):
-    INDIVIDUAL = "individual"
-    BULK = "bulk"
-    WORKFLOW = "workflow"
-
-
-class SenderRoute(str, enum.Enum):
-    MAILBOX = "mailbox"  # the user's connected mailbox; the thread syncs
-    SUB_ACCOUNT = "sub_account"  # the sub-account's SMTP relay; never synced
-
-
-class RouteReason(str, enum.Enum):
-    INDIVIDUAL_FROM_MAILBOX = "individual_from_mailbox"
-    INDIVIDUAL_NO_MAILBOX = "individual_no_mailbox"
-    BULK_FROM_IS_MAILBOX = "bulk_from_is_mailbox"
-    BULK_FROM_BLANK = "bulk_from_blank"
-    BULK_FROM_OTHER = "bulk_from_other"
-    BULK_NO_MAILBOX = "bulk_no_mailbox"
-    WORKFLOW_ALWAYS_SUB_ACCOUNT = "workflow_always_sub_account"
-
+from vocabulary import EmailKind as EmailKind
+from vocabulary import Provider
+from vocabulary import RouteReason as RouteReason
+from vocabulary import SenderRoute as SenderRoute
 
 # In the user's words: what a settings screen or a "why did it go this way" answer shows.
 EXPLANATIONS: dict[RouteReason, str] = {
@@ -106,4 +88,4 @@ def route_for(kind: EmailKind, connected_address: str | None, bulk_from: str | N
 # allows 30 messages a minute per mailbox; Gmail's quota (100 units a send, 15,000 a
 # minute) allows 150, and Google advises staying well below. The relay's own limit is
 # configured with it.
-MAILBOX_SEND_RATE_PER_MINUTE = {"outlook": 30, "gmail": 60}
+MAILBOX_SEND_RATE_PER_MINUTE: dict[str, int] = {Provider.OUTLOOK: 30, Provider.GMAIL: 60}

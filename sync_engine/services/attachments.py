@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from db.repositories.attachments import attachment_file
-from sync_engine.runtime import Runtime
+from sync_engine.services.collaborators import SessionFactory
 from sync_engine.settings import Settings
 
 # Versioned, so a future change of what is signed cannot accept today's URLs.
@@ -76,15 +76,19 @@ def verified_sub_account(settings: Settings, attachment_id: uuid.UUID, sub_accou
     return sub_account_id if authentic and fresh else None
 
 
-async def attachment_for_download(rt: Runtime, sub_account_id: uuid.UUID, attachment_id: uuid.UUID) -> AttachmentFile | None:
-    """The stored file, if this sub-account has that attachment."""
-    async with rt.engine.connect() as conn:
-        row = await attachment_file(conn, sub_account_id, attachment_id)
-    if row is None or row.content is None:
-        # No content cannot happen for rows written by this code (see the module
-        # docstring); such a row has nothing to serve.
-        return None
-    return AttachmentFile(filename=row.filename, content_type=row.content_type, content=bytes(row.content))
+@dataclass(frozen=True)
+class AttachmentService:
+    sessions: SessionFactory
+
+    async def attachment_for_download(self, sub_account_id: uuid.UUID, attachment_id: uuid.UUID) -> AttachmentFile | None:
+        """The stored file, if this sub-account has that attachment."""
+        async with self.sessions() as session:
+            row = await attachment_file(session, sub_account_id, attachment_id)
+        if row is None or row.content is None:
+            # No content cannot happen for rows written by this code (see the module
+            # docstring); such a row has nothing to serve.
+            return None
+        return AttachmentFile(filename=row.filename, content_type=row.content_type, content=bytes(row.content))
 
 
 def _signature(settings: Settings, attachment_id: uuid.UUID, sub_account_id: uuid.UUID, expires: int) -> str:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from dataclasses import dataclass
 
 from db.models import Contact
+from db.repositories import contacts as repo
+from db.repositories.writes import AlreadyExists
 from sync_engine.rules.addresses import is_valid_email, normalize_email
-from sync_engine.runtime import Runtime
+from sync_engine.services.collaborators import SessionFactory
 from sync_engine.services.errors import NotFound, ServiceError
+from vocabulary import ContactSource
 
 
 class ContactErrorCode:
@@ -55,78 +56,57 @@ def _duplicate(email: str) -> ServiceError:
     return ServiceError(ContactErrorCode.DUPLICATE_EMAIL, f"a contact with email {email} already exists", "email")
 
 
-async def create_contact(
-    rt: Runtime, *, sub_account_id: uuid.UUID, email: str, name: str | None = None, source: str = "crm"
-) -> Contact:
-    email = validate_email_address(email)
-    name = validate_display_name(name)
-    normalized = normalize_email(email)
-    async with rt.sessions() as session:
-        taken = await session.scalar(
-            select(Contact.id).where(Contact.sub_account_id == sub_account_id, Contact.email_normalized == normalized)
-        )
-        if taken is not None:
-            raise _duplicate(email)
-        contact = Contact(
-            sub_account_id=sub_account_id, email=email, email_normalized=normalized, name=name, source=source
-        )
-        session.add(contact)
+@dataclass(frozen=True)
+class ContactService:
+    sessions: SessionFactory
+
+    async def create_contact(self, *, sub_account_id: uuid.UUID, email: str, name: str | None = None,
+                             source: ContactSource = ContactSource.CRM) -> Contact:
+        email = validate_email_address(email)
+        name = validate_display_name(name)
+        normalized = normalize_email(email)
         try:
-            await session.commit()
-        except IntegrityError as exc:  # lost a race with a concurrent insert of the same address
+            async with self.sessions.begin() as session:
+                if await repo.email_taken(session, sub_account_id, normalized):
+                    raise _duplicate(email)
+                contact = Contact(sub_account_id=sub_account_id, email=email, email_normalized=normalized, name=name,
+                                  source=source)
+                await repo.add_contact(session, contact)
+        except AlreadyExists as exc:  # lost a race with a concurrent insert of the same address
             raise _duplicate(email) from exc
         return contact
 
-
-async def update_contact(
-    rt: Runtime,
-    *,
-    sub_account_id: uuid.UUID,
-    contact_id: uuid.UUID,
-    email: str | None = None,
-    name: str | None = None,
-    clear_name: bool = False,
-) -> Contact:
-    """Change the email and/or the name; ``clear_name`` removes the name."""
-    new_email = validate_email_address(email) if email is not None else None
-    new_name = validate_display_name(name)
-    async with rt.sessions() as session:
-        contact = await session.scalar(
-            select(Contact).where(Contact.sub_account_id == sub_account_id, Contact.id == contact_id)
-        )
-        if contact is None:
-            raise NotFound("contact", "id")
-        if new_email is not None and normalize_email(new_email) != contact.email_normalized:
-            normalized = normalize_email(new_email)
-            taken = await session.scalar(
-                select(Contact.id).where(
-                    Contact.sub_account_id == sub_account_id, Contact.email_normalized == normalized
-                )
-            )
-            if taken is not None:
-                raise _duplicate(new_email)
-            contact.email_normalized = normalized
-        if new_email is not None:
-            contact.email = new_email
-        if clear_name:
-            contact.name = None
-        elif new_name is not None:
-            contact.name = new_name
+    async def update_contact(self, *, sub_account_id: uuid.UUID, contact_id: uuid.UUID, email: str | None = None,
+                             name: str | None = None, clear_name: bool = False) -> Contact:
+        """Change the email and/or the name; ``clear_name`` removes the name."""
+        new_email = validate_email_address(email) if email is not None else None
+        new_name = validate_display_name(name)
         try:
-            await session.commit()
-        except IntegrityError as exc:
-            raise _duplicate(new_email or contact.email) from exc
+            async with self.sessions.begin() as session:
+                contact = await repo.contact_in_sub_account(session, sub_account_id, contact_id)
+                if contact is None:
+                    raise NotFound("contact", "id")
+                if new_email is not None and normalize_email(new_email) != contact.email_normalized:
+                    normalized = normalize_email(new_email)
+                    if await repo.email_taken(session, sub_account_id, normalized):
+                        raise _duplicate(new_email)
+                    contact.email_normalized = normalized
+                if new_email is not None:
+                    contact.email = new_email
+                if clear_name:
+                    contact.name = None
+                elif new_name is not None:
+                    contact.name = new_name
+                await repo.save_contact(session, contact)
+        except AlreadyExists as exc:  # only a new address can collide (the unique key is the email)
+            raise _duplicate(new_email or "") from exc
         return contact
 
-
-async def delete_contact(rt: Runtime, *, sub_account_id: uuid.UUID, contact_id: uuid.UUID) -> uuid.UUID:
-    """Threads keep their messages; their contact link is cleared by the foreign key."""
-    async with rt.sessions() as session:
-        contact = await session.scalar(
-            select(Contact).where(Contact.sub_account_id == sub_account_id, Contact.id == contact_id)
-        )
-        if contact is None:
-            raise NotFound("contact", "id")
-        await session.delete(contact)
-        await session.commit()
+    async def delete_contact(self, *, sub_account_id: uuid.UUID, contact_id: uuid.UUID) -> uuid.UUID:
+        """Threads keep their messages; their contact link is cleared by the foreign key."""
+        async with self.sessions.begin() as session:
+            contact = await repo.contact_in_sub_account(session, sub_account_id, contact_id)
+            if contact is None:
+                raise NotFound("contact", "id")
+            await repo.delete_contact(session, contact)
         return contact_id

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import utcnow
 from db.models import IdempotencyKey
-from db.repositories import sending as repo
+from db.repositories import idempotency_keys as repo
+from db.repositories.writes import AlreadyExists
 from sync_engine.rules.addresses import has_header_injection
-from sync_engine.runtime import Runtime
+from sync_engine.services.collaborators import Clock, SessionFactory
 from sync_engine.services.errors import ServiceError
 
 KEY_LIFETIME = timedelta(hours=24)
@@ -53,55 +52,52 @@ def check_key(key: str) -> None:
                            f"the idempotency key must be 1 to {MAX_KEY_CHARS} printable characters", "idempotencyKey")
 
 
-async def earlier_result(session: AsyncSession, call: IdempotentCall) -> uuid.UUID | None:
-    """The result id of an earlier request with this key, or None (expired keys are freed)."""
-    now = utcnow()
-    row = await repo.find_idempotency_key(session, call.sub_account_id, call.caller, call.key, now)
-    if row is None:
-        await repo.drop_expired_idempotency_key(session, call.sub_account_id, call.caller, call.key, now)
-        return None
-    if row.operation != call.operation or row.request_hash != call.fingerprint:
-        raise ServiceError("IDEMPOTENCY_KEY_REUSED",
-                           "this idempotency key was used for a different request in the last 24 hours",
-                           "idempotencyKey")
-    return row.result_id
+@dataclass(frozen=True)
+class IdempotencyService:
+    sessions: SessionFactory
+    clock: Clock
 
+    async def earlier_result(self, session: AsyncSession, call: IdempotentCall) -> uuid.UUID | None:
+        """The result id of an earlier request with this key, or None (expired keys are freed)."""
+        now = self.clock()
+        row = await repo.find(session, call.sub_account_id, call.caller, call.key, now)
+        if row is None:
+            await repo.drop_expired(session, call.sub_account_id, call.caller, call.key, now)
+            return None
+        if row.operation != call.operation or row.request_hash != call.fingerprint:
+            raise ServiceError("IDEMPOTENCY_KEY_REUSED",
+                               "this idempotency key was used for a different request in the last 24 hours",
+                               "idempotencyKey")
+        return row.result_id
 
-async def remember(session: AsyncSession, call: IdempotentCall, result_id: uuid.UUID) -> None:
-    """Record the key first in the send's transaction (see the module docstring)."""
-    session.add(IdempotencyKey(sub_account_id=call.sub_account_id, caller=call.caller, key=call.key,
-                               operation=call.operation, request_hash=call.fingerprint, result_id=result_id,
-                               expires_at=utcnow() + KEY_LIFETIME))
-    await session.flush()
+    async def remember(self, session: AsyncSession, call: IdempotentCall, result_id: uuid.UUID) -> None:
+        """Record the key first in the send's transaction (see the module docstring); a
+        concurrent duplicate raises ``AlreadyExists`` here, which ``run_once`` answers."""
+        await repo.add(session, IdempotencyKey(
+            sub_account_id=call.sub_account_id, caller=call.caller, key=call.key, operation=call.operation,
+            request_hash=call.fingerprint, result_id=result_id, expires_at=self.clock() + KEY_LIFETIME))
 
+    async def purge_expired(self) -> int:
+        async with self.sessions.begin() as session:
+            return await repo.purge_expired(session, self.clock())
 
-async def purge_expired(rt: Runtime) -> int:
-    async with rt.sessions.begin() as session:
-        return await repo.purge_idempotency_keys(session, utcnow())
+    async def _earlier(self, call: IdempotentCall) -> uuid.UUID | None:
+        async with self.sessions.begin() as session:
+            return await self.earlier_result(session, call)
 
-
-async def _earlier(rt: Runtime, call: IdempotentCall) -> uuid.UUID | None:
-    async with rt.sessions.begin() as session:
-        return await earlier_result(session, call)
-
-
-async def run_once(
-    rt: Runtime,
-    call: IdempotentCall | None,
-    perform: Callable[[], Awaitable[T]],
-    replay: Callable[[uuid.UUID], Awaitable[T]],
-) -> T:
-    """``perform`` unless an earlier request with the key has a result, which ``replay``
-    answers with; a duplicate that lost the race on the key is answered like a replay."""
-    if call is None:
-        return await perform()
-    earlier = await _earlier(rt, call)
-    if earlier is not None:
-        return await replay(earlier)
-    try:
-        return await perform()
-    except IntegrityError:
-        earlier = await _earlier(rt, call)
-        if earlier is None:
-            raise
-        return await replay(earlier)
+    async def run_once(self, call: IdempotentCall | None, perform: Callable[[], Awaitable[T]],
+                       replay: Callable[[uuid.UUID], Awaitable[T]]) -> T:
+        """``perform`` unless an earlier request with the key has a result, which ``replay``
+        answers with; a duplicate that lost the race on the key is answered like a replay."""
+        if call is None:
+            return await perform()
+        earlier = await self._earlier(call)
+        if earlier is not None:
+            return await replay(earlier)
+        try:
+            return await perform()
+        except AlreadyExists:
+            earlier = await self._earlier(call)
+            if earlier is None:
+                raise
+            return await replay(earlier)

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.base import utcnow
 from db.models import EmailConnection
-from db.repositories import mailbox_sync as repo
+from db.repositories import connections as repo
+from db.repositories import tenancy
 from sync_engine.domain import MailChange, SyncPage
 from sync_engine.events import DomainEvent, record_events
 from sync_engine.providers.base import MailboxClient
-from sync_engine.runtime import Runtime
+from sync_engine.services.collaborators import Clock, SessionFactory
 from sync_engine.services.page_plan import CONFIDENTIAL, AttachmentNotDownloaded, Mailbox, PagePlan
 
 __all__ = ["CONFIDENTIAL", "LeaseLost", "PageImporter"]
@@ -42,22 +41,23 @@ class LeaseLost(Exception):
 
 
 class PageImporter:
-    def __init__(self, rt: Runtime, conn: EmailConnection, client: MailboxClient) -> None:
-        self._rt = rt
+    def __init__(self, sessions: SessionFactory, clock: Clock, conn: EmailConnection, client: MailboxClient) -> None:
+        self._sessions = sessions
+        self._clock = clock
         self._conn = conn
         self._client = client
         self._box: Mailbox | None = None
 
     async def _mailbox(self, session: AsyncSession) -> Mailbox:
         if self._box is None:
-            account = await repo.sub_account(session, self._conn.sub_account_id)
+            account = await tenancy.sub_account_model(session, self._conn.sub_account_id)
             assert account is not None
             self._box = Mailbox(
                 connection_id=self._conn.id,
                 sub_account_id=self._conn.sub_account_id,
                 user_id=self._conn.user_id,
                 owner=self._conn.address.lower(),
-                user_addresses=frozenset(await repo.user_addresses(session, self._conn.sub_account_id)),
+                user_addresses=frozenset(await tenancy.user_addresses(session, self._conn.sub_account_id)),
                 bcc_address=account.bcc_sync_address.lower(),
                 labs=account.labs_two_way_sync,
             )
@@ -78,30 +78,18 @@ class PageImporter:
     async def _write(
         self, page: SyncPage, contents: dict[tuple[str, str], bytes], lease_owner: str, lease_length: timedelta
     ) -> list[DomainEvent]:
-        async with self._rt.sessions.begin() as session:
+        async with self._sessions.begin() as session:
             plan = PagePlan(await self._mailbox(session), contents, needed=None)
             db = await session.connection()
             await plan.load(db, page.changes)
             for change in page.changes:
                 plan.apply(change)
             await plan.store(db)
-            stored = await session.execute(
-                update(EmailConnection)
-                .where(
-                    EmailConnection.id == self._conn.id,
-                    # Only the lease holder of a current mailbox may move the cursor.
-                    EmailConnection.sync_lease_owner == lease_owner,
-                    EmailConnection.is_current.is_(True),
-                )
-                .values(
-                    cursor=page.cursor,
-                    messages_synced=EmailConnection.messages_synced + plan.imported,
-                    confidential_skipped=EmailConnection.confidential_skipped + plan.confidential,
-                    # From now, not from before the downloads: never shorter than the heartbeat's.
-                    sync_lease_until=utcnow() + lease_length,
-                )
-            )
-            if stored.rowcount != 1:
+            # The lease end from now, not from before the downloads: never shorter than the heartbeat's.
+            stored = await repo.store_page_cursor(session, self._conn.id, lease_owner, cursor=page.cursor,
+                                                  imported=plan.imported, confidential=plan.confidential,
+                                                  lease_until=self._clock() + lease_length)
+            if not stored:
                 raise LeaseLost(self._conn.id)  # rolls the whole page back
             await record_events(db, plan.events)  # last: it holds the sub-account's event counter
         return plan.events
@@ -114,7 +102,7 @@ class PageImporter:
         if not any(c.message is not None and any(a.content is None for a in c.message.attachments) for c in changes):
             return {}
         needed: list[tuple[str, str]] = []
-        async with self._rt.sessions() as session:
+        async with self._sessions() as session:
             transaction = await session.begin()
             try:
                 # The same decisions as phase 2, written nowhere: only ``needed`` is kept.

@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.base import new_id
 from db.repositories import page_import as repo
 from sync_engine.content import sanitize_html, snippet, storable
-from sync_engine.domain import Address, ChangeKind, Folder, MailChange, MailMessage
-from sync_engine.events import DomainEvent, EventType
+from sync_engine.domain import Address, AttachmentData, ChangeKind, Folder, MailChange, MailMessage
+from sync_engine.events import DomainEvent
 from sync_engine.rules.addresses import participants
 from sync_engine.rules.attachments import check_content, check_declared
 from sync_engine.rules.selection import SelectionFacts, Verdict, select
@@ -46,6 +46,7 @@ from sync_engine.rules.threading import (
     normalize_message_id,
     referenced_ids,
 )
+from vocabulary import EventType
 
 CONFIDENTIAL = "confidential"
 NO_SENDER_DETAIL = "the message has no sender address (From), so it cannot be matched to a contact"
@@ -152,7 +153,7 @@ class PagePlan:
             self._thread(r.thread_id, r.thread_connection_id, r.thread_key)
             known = self._by_pid.get(r.provider_message_id) or self._known(r)
             self._crm_sent.setdefault(r.message_id_header, []).append(known)
-        for tid, conn_id, key in await repo.threads_by_keys(db, box.connection_id, [m.thread_key for m in new]):
+        for tid, conn_id, key in await repo.threads_by_keys(db, box.connection_id, [m.thread_key for m in new if m.thread_key is not None]):
             self._thread_by_key[key] = self._thread(tid, conn_id, key)
         refs = [mid for m in new for mid in referenced_ids(m)]
         for header, tid, conn_id, key in await repo.threads_by_message_headers(db, box.sub_account_id,
@@ -202,6 +203,12 @@ class PagePlan:
             return
         header = _header_of(msg)
         if header and self._from_mailbox(msg) and (sends := self._crm_sent.get(header)):
+            same = next((s for s in sends if s.provider_message_id == msg.provider_id), None)
+            if same is not None:
+                # This very copy is the CRM message: the outbox linked it after this page's
+                # lookup by provider id ran (each statement sees the latest commit).
+                self._set_read(same, msg.is_read)
+                return
             unlinked = next((s for s in sends if s.provider_message_id is None), None)
             if msg.folder is Folder.SENT and unlinked is not None:
                 self._adopt_sent_copy(unlinked, msg)
@@ -243,11 +250,11 @@ class PagePlan:
                        from_email=_clip(msg.sender.email, 320) if msg.sender else None, sent_at=msg.sent_at)
             return
         for address in selection.new_contacts:
-            contact_id = new_id()
-            self._new_contacts.append({"id": contact_id, "sub_account_id": box.sub_account_id,
+            new_contact_id = new_id()
+            self._new_contacts.append({"id": new_contact_id, "sub_account_id": box.sub_account_id,
                                        "email": _clip(address, 320), "email_normalized": _clip(address, 320),
                                        "source": "bcc"})
-            self._contacts[address] = contacts[address] = contact_id
+            self._contacts[address] = contacts[address] = new_contact_id
         contact_id = contacts.get(selection.contact_address or "")
         if thread is None:
             thread = self._thread(new_id(), box.connection_id, msg.thread_key)
@@ -358,14 +365,16 @@ class PagePlan:
         await repo.recount_unread(db, self._box.sub_account_id, self._recount)
 
 
-def _attachment_bytes(  # type: ignore[no-untyped-def]
+def _attachment_bytes(
     msg: MailMessage, contents: dict[tuple[str, str], bytes], needed: list[tuple[str, str]] | None
-):
-    blobs = []
+) -> tuple[list[tuple[AttachmentData, bytes]], tuple[str, str] | None]:
+    """The message's attachments with their bytes, or the skip (reason, detail) of the first
+    one that may not sync."""
+    blobs: list[tuple[AttachmentData, bytes]] = []
     for att in msg.attachments:
         declared = check_declared(att.filename, att.size)
-        if not declared.ok:
-            return [], (declared.problem.value, declared.detail)  # type: ignore[union-attr]
+        if declared.problem is not None:
+            return [], (declared.problem.value, declared.detail)
         key = (msg.provider_id, att.provider_attachment_id or "")
         data = att.content if att.content is not None else contents.get(key)
         if data is None and needed is not None:
@@ -375,8 +384,8 @@ def _attachment_bytes(  # type: ignore[no-untyped-def]
         if data is None:
             raise AttachmentNotDownloaded(key)
         verdict = check_content(att.filename, data)
-        if not verdict.ok:
-            return [], (verdict.problem.value, verdict.detail)  # type: ignore[union-attr]
+        if verdict.problem is not None:
+            return [], (verdict.problem.value, verdict.detail)
         blobs.append((att, data))
     return blobs, None
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from db.base import utcnow
 from db.models import SubAccountEmailProvider
-from db.repositories import sending as repo
-from sync_engine.domain import RelayCheckFailed, SmtpRelayConfig, SmtpTlsMode
+from db.repositories import relays as repo
+from sync_engine.crypto import SecretBox
+from sync_engine.domain import RelayCheckFailed, SmtpRelayConfig
 from sync_engine.providers.smtp import SmtpRelay
 from sync_engine.rules.addresses import has_header_injection, is_valid_email
 from sync_engine.rules.outbound import check_display_name
-from sync_engine.runtime import Runtime
+from sync_engine.services.collaborators import Clock, SessionFactory
 from sync_engine.services.errors import ServiceError
 from sync_engine.settings import LOOPBACK_HOSTS
+from vocabulary import SmtpTlsMode
 
 MAX_RATE_PER_MINUTE = 10_000
 # Which input field a failed connection test points at.
@@ -68,45 +69,52 @@ def _same_login(existing: SubAccountEmailProvider, settings: RelaySettings) -> b
         settings.host.strip().lower(), settings.port, settings.username)
 
 
-def open_relay(rt: Runtime, config: SmtpRelayConfig) -> SmtpRelay:
-    return SmtpRelay(config, ca_bundle=rt.settings.ca_bundle, timeout=rt.settings.smtp_timeout)
+@dataclass(frozen=True)
+class RelaySettingsService:
+    sessions: SessionFactory
+    secrets: SecretBox
+    clock: Clock
+    ca_bundle: str | None  # trusted CAs for the relay's TLS (None: the system's)
+    smtp_timeout: float  # seconds, for each SMTP step
 
+    def open_relay(self, config: SmtpRelayConfig) -> SmtpRelay:
+        return SmtpRelay(config, ca_bundle=self.ca_bundle, timeout=self.smtp_timeout)
 
-def config_of(rt: Runtime, row: SubAccountEmailProvider) -> SmtpRelayConfig:
-    password = rt.secrets.decrypt_json(row.password_ciphertext) if row.password_ciphertext else None
-    return SmtpRelayConfig(host=row.host, port=row.port, tls_mode=SmtpTlsMode(row.tls_mode), username=row.username,
-                           password=password, from_email=row.from_email, from_name=row.from_name)
+    def config_of(self, row: SubAccountEmailProvider) -> SmtpRelayConfig:
+        password = self.secrets.decrypt_json(row.password_ciphertext) if row.password_ciphertext else None
+        return SmtpRelayConfig(host=row.host, port=row.port, tls_mode=SmtpTlsMode(row.tls_mode),
+                               username=row.username, password=password, from_email=row.from_email,
+                               from_name=row.from_name)
 
+    async def configure_relay(self, sub_account_id: uuid.UUID, settings: RelaySettings) -> SubAccountEmailProvider:
+        _validate(settings)
+        async with self.sessions() as session:
+            existing = await repo.relay_of(session, sub_account_id)
+        password = settings.password
+        if (password is None and existing is not None and existing.password_ciphertext
+                and _same_login(existing, settings)):
+            # Only towards the relay and login it was given for: pointing the settings at
+            # another server must never hand it the stored password.
+            password = self.secrets.decrypt_json(existing.password_ciphertext)
+        if settings.username is not None and password is None:
+            raise ServiceError("INVALID", "a password is required with a username (and again whenever the host, "
+                               "port or username changes)", "password")
+        config = SmtpRelayConfig(host=settings.host.strip(), port=settings.port, tls_mode=settings.tls_mode,
+                                 username=settings.username, password=password if settings.username else None,
+                                 from_email=settings.from_email.strip(), from_name=settings.from_name)
+        try:
+            await self.open_relay(config).check()
+        except RelayCheckFailed as exc:
+            raise ServiceError(exc.code, exc.message, _CHECK_FIELDS.get(exc.code, "host")) from None
+        values = {
+            "host": config.host, "port": config.port, "tls_mode": config.tls_mode.value, "username": config.username,
+            "password_ciphertext": self.secrets.encrypt_json(config.password) if config.password is not None else None,
+            "from_email": config.from_email, "from_name": config.from_name, "max_per_minute": settings.max_per_minute,
+            "verified_at": self.clock(),
+        }
+        async with self.sessions.begin() as session:
+            return await repo.save_relay(session, sub_account_id, values)
 
-async def configure_relay(rt: Runtime, sub_account_id: uuid.UUID, settings: RelaySettings) -> SubAccountEmailProvider:
-    _validate(settings)
-    async with rt.sessions() as session:
-        existing = await repo.relay_of(session, sub_account_id)
-    password = settings.password
-    if password is None and existing is not None and existing.password_ciphertext and _same_login(existing, settings):
-        # Only towards the relay and login it was given for: pointing the settings at
-        # another server must never hand it the stored password.
-        password = rt.secrets.decrypt_json(existing.password_ciphertext)
-    if settings.username is not None and password is None:
-        raise ServiceError("INVALID", "a password is required with a username (and again whenever the host, port "
-                           "or username changes)", "password")
-    config = SmtpRelayConfig(host=settings.host.strip(), port=settings.port, tls_mode=settings.tls_mode,
-                             username=settings.username, password=password if settings.username else None,
-                             from_email=settings.from_email.strip(), from_name=settings.from_name)
-    try:
-        await open_relay(rt, config).check()
-    except RelayCheckFailed as exc:
-        raise ServiceError(exc.code, exc.message, _CHECK_FIELDS.get(exc.code, "host")) from None
-    values = {
-        "host": config.host, "port": config.port, "tls_mode": config.tls_mode.value, "username": config.username,
-        "password_ciphertext": rt.secrets.encrypt_json(config.password) if config.password is not None else None,
-        "from_email": config.from_email, "from_name": config.from_name, "max_per_minute": settings.max_per_minute,
-        "verified_at": utcnow(),
-    }
-    async with rt.sessions.begin() as session:
-        return await repo.save_relay(session, sub_account_id, values)
-
-
-async def relay_row(rt: Runtime, sub_account_id: uuid.UUID) -> SubAccountEmailProvider | None:
-    async with rt.sessions() as session:
-        return await repo.relay_of(session, sub_account_id)
+    async def relay_row(self, sub_account_id: uuid.UUID) -> SubAccountEmailProvider | None:
+        async with self.sessions() as session:
+            return await repo.relay_of(session, sub_account_id)

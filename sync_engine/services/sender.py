@@ -13,12 +13,12 @@ from email.utils import parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ConnectionStatus, EmailConnection, SubAccountEmailProvider
-from db.repositories import mailbox_sync
-from db.repositories import sending as repo
-from sync_engine.rules.sender import EmailKind, RouteReason, SenderDecision, SenderRoute, bare_address, decide_sender
-from sync_engine.runtime import Runtime
+from db.models import EmailConnection, SubAccountEmailProvider
+from db.repositories import connections, relays, tenancy
+from sync_engine.rules.sender import SenderDecision, bare_address, decide_sender
+from sync_engine.services.collaborators import SessionFactory
 from sync_engine.services.errors import NotFound, ServiceError
+from vocabulary import ConnectionStatus, EmailKind, RouteReason, SenderRoute
 
 
 @dataclass(slots=True)
@@ -82,43 +82,44 @@ def usable_mailbox(conn: EmailConnection | None) -> EmailConnection | None:
     return conn
 
 
-async def resolve_sender(
-    session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
-    from_address: str | None = None,
-) -> ResolvedSender:
-    mailbox = stalled = None
-    if user_id is not None and kind is not EmailKind.WORKFLOW:
-        current = await mailbox_sync.current_connection(session, sub_account_id, user_id)
-        mailbox = usable_mailbox(current)
-        if current is not None and mailbox is None and current.status != ConnectionStatus.DISCONNECTED:
-            stalled = current
-    decision = decide_sender(kind, mailbox.address if mailbox else None, from_address)
-    relay = await repo.relay_of(session, sub_account_id)
-    return ResolvedSender(decision, mailbox, relay, stalled, from_address if kind is EmailKind.BULK else None)
+@dataclass(frozen=True)
+class SenderService:
+    sessions: SessionFactory
 
+    async def resolve_sender(self, session: AsyncSession, sub_account_id: uuid.UUID, user_id: uuid.UUID | None,
+                             kind: EmailKind, from_address: str | None = None) -> ResolvedSender:
+        """The sender, read in the caller's transaction (a send's: what it decides is what it records)."""
+        mailbox = stalled = None
+        if user_id is not None and kind is not EmailKind.WORKFLOW:
+            current = await connections.current_connection(session, sub_account_id, user_id)
+            mailbox = usable_mailbox(current)
+            if current is not None and mailbox is None and current.status != ConnectionStatus.DISCONNECTED:
+                stalled = current
+        decision = decide_sender(kind, mailbox.address if mailbox else None, from_address)
+        relay = await relays.relay_of(session, sub_account_id)
+        return ResolvedSender(decision, mailbox, relay, stalled, from_address if kind is EmailKind.BULK else None)
 
-async def preview_sender(rt: Runtime, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
-                         from_address: str | None = None) -> ResolvedSender:
-    """What a send of ``kind`` by ``user_id`` would do now (``resolveSender``)."""
-    if user_id is not None:
-        async with rt.sessions() as session:
-            if await mailbox_sync.user_in_sub_account(session, sub_account_id, user_id) is False:
+    async def preview_sender(self, sub_account_id: uuid.UUID, user_id: uuid.UUID | None, kind: EmailKind,
+                             from_address: str | None = None) -> ResolvedSender:
+        """What a send of ``kind`` by ``user_id`` would do now (``resolveSender``)."""
+        async with self.sessions() as session:
+            if user_id is not None and not await tenancy.is_member(session, sub_account_id, user_id):
                 raise NotFound("user", "userId")
-    async with rt.sessions() as session:
-        return await resolve_sender(session, sub_account_id, user_id, kind, from_address)
+            return await self.resolve_sender(session, sub_account_id, user_id, kind, from_address)
 
-
-async def sender_rules(rt: Runtime, sub_account_id: uuid.UUID,
-                       user_id: uuid.UUID | None) -> tuple[ResolvedSender, list[tuple[EmailKind, ResolvedSender]]]:
-    """The effective rules for one user: individual email, bulk email from the mailbox's
-    own address (when there is a mailbox), bulk email from anything else, workflow email.
-    The first element is the individual decision (it carries the mailbox and the relay)."""
-    async with rt.sessions() as session:
-        individual = await resolve_sender(session, sub_account_id, user_id, EmailKind.INDIVIDUAL)
-        rules = [(EmailKind.INDIVIDUAL, individual)]
-        if individual.mailbox is not None:
-            rules.append((EmailKind.BULK, await resolve_sender(session, sub_account_id, user_id, EmailKind.BULK,
-                                                               individual.mailbox.address)))
-        rules.append((EmailKind.BULK, await resolve_sender(session, sub_account_id, user_id, EmailKind.BULK, None)))
-        rules.append((EmailKind.WORKFLOW, await resolve_sender(session, sub_account_id, user_id, EmailKind.WORKFLOW)))
-    return individual, rules
+    async def sender_rules(self, sub_account_id: uuid.UUID, user_id: uuid.UUID | None
+                           ) -> tuple[ResolvedSender, list[tuple[EmailKind, ResolvedSender]]]:
+        """The effective rules for one user: individual email, bulk email from the mailbox's
+        own address (when there is a mailbox), bulk email from anything else, workflow email.
+        The first element is the individual decision (it carries the mailbox and the relay)."""
+        async with self.sessions() as session:
+            individual = await self.resolve_sender(session, sub_account_id, user_id, EmailKind.INDIVIDUAL)
+            rules = [(EmailKind.INDIVIDUAL, individual)]
+            if individual.mailbox is not None:
+                rules.append((EmailKind.BULK, await self.resolve_sender(
+                    session, sub_account_id, user_id, EmailKind.BULK, individual.mailbox.address)))
+            rules.append((EmailKind.BULK, await self.resolve_sender(session, sub_account_id, user_id,
+                                                                    EmailKind.BULK, None)))
+            rules.append((EmailKind.WORKFLOW, await self.resolve_sender(session, sub_account_id, user_id,
+                                                                        EmailKind.WORKFLOW)))
+        return individual, rules

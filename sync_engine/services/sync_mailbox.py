@@ -34,25 +34,20 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import update
-
-from db.base import utcnow
 from db.models import ConnectionStatus, EmailConnection
-from db.repositories import mailbox_sync as repo
+from db.repositories import connections as repo
 from sync_engine.domain import AuthRevokedError, CursorExpiredError, ThrottledError
-from sync_engine.events import DomainEvent
-from sync_engine.runtime import Runtime
-from sync_engine.services.connections import publish_connection_event, set_status
+from sync_engine.services.collaborators import Clock, EventPublisher, SessionFactory
+from sync_engine.services.connection_status import ConnectionStatuses
 from sync_engine.services.import_changes import LeaseLost, PageImporter
-from sync_engine.services.tokens import client_for
+from sync_engine.services.mailboxes import Mailboxes
 
 log = logging.getLogger(__name__)
 
-
-def lease_length(rt: Runtime) -> timedelta:
-    return timedelta(seconds=rt.settings.sync_lease_seconds)
+REAUTH_DETAIL = "the mailbox must be connected again"
 
 
 class SyncDeferred(Exception):
@@ -63,54 +58,141 @@ class SyncDeferred(Exception):
         self.retry_after = retry_after
 
 
-async def sync_connection(rt: Runtime, connection_id: uuid.UUID) -> bool:
-    """Run passes until no request is pending. False when another process holds the lease
-    (or a throttled pass blocked the mailbox until its retry time)."""
-    owner = f"{rt.instance}:{uuid.uuid4().hex[:8]}"
-    async with rt.sessions.begin() as session:
-        if not await repo.sync_requested(session, connection_id):
-            return True  # a duplicate job: the pass that served the request already ran
-        now = utcnow()
-        if not await repo.acquire_sync_lease(session, connection_id, owner, now, now + lease_length(rt)):
-            return False
-    try:
-        async with _heartbeat(rt, connection_id, owner) as lease:
-            return await _passes(rt, connection_id, owner, lease)
-    except LeaseLost:
-        log.warning("sync pass of connection %s lost its lease; stopping", connection_id)
-        return True
-    except SyncDeferred as exc:
-        # Blocked until the provider allows another call: the job's own deferred retry
-        # runs then; the resume safety net and duplicate jobs skip the mailbox until then.
-        async with rt.sessions.begin() as session:
-            await repo.defer_sync_lease(session, connection_id, owner,
-                                        utcnow() + timedelta(seconds=exc.retry_after))
-        raise
-    except BaseException:
-        async with rt.sessions.begin() as session:
-            await repo.drop_sync_lease(session, connection_id, owner)
-        raise
+@dataclass(frozen=True)
+class MailboxSyncService:
+    sessions: SessionFactory
+    mailboxes: Mailboxes
+    statuses: ConnectionStatuses
+    events: EventPublisher
+    clock: Clock
+    lease_length: timedelta
+    # A name for this process, used (with a per-job suffix) as the owner of mailbox sync leases.
+    instance: str
 
-
-async def _passes(rt: Runtime, connection_id: uuid.UUID, owner: str, lease: _Lease) -> bool:
-    while True:
-        async with rt.sessions() as session:
-            conn = await session.get(EmailConnection, connection_id)
-        if conn is None or not conn.is_current or conn.token_ciphertext is None:
+    async def sync_connection(self, connection_id: uuid.UUID) -> bool:
+        """Run passes until no request is pending. False when another process holds the lease
+        (or a throttled pass blocked the mailbox until its retry time)."""
+        owner = f"{self.instance}:{uuid.uuid4().hex[:8]}"
+        async with self.sessions.begin() as session:
+            if not await repo.sync_requested(session, connection_id):
+                return True  # a duplicate job: the pass that served the request already ran
+            now = self.clock()
+            if not await repo.acquire_sync_lease(session, connection_id, owner, now, now + self.lease_length):
+                return False
+        try:
+            async with self._heartbeat(connection_id, owner) as lease:
+                return await self._passes(connection_id, owner, lease)
+        except LeaseLost:
+            log.warning("sync pass of connection %s lost its lease; stopping", connection_id)
             return True
-        requested = conn.sync_requested_seq
-        async with lease.interruptible():
-            await _one_pass(rt, conn, owner, lease)
-        async with rt.sessions.begin() as session:
-            await session.execute(
-                update(EmailConnection)
-                .where(EmailConnection.id == connection_id, EmailConnection.sync_lease_owner == owner)
-                .values(sync_done_seq=requested, last_sync_at=utcnow())
-            )
-            if await repo.release_sync_lease(session, connection_id, owner):
+        except SyncDeferred as exc:
+            # Blocked until the provider allows another call: the job's own deferred retry
+            # runs then; the resume safety net and duplicate jobs skip the mailbox until then.
+            async with self.sessions.begin() as session:
+                await repo.defer_sync_lease(session, connection_id, owner,
+                                            self.clock() + timedelta(seconds=exc.retry_after))
+            raise
+        except BaseException:
+            async with self.sessions.begin() as session:
+                await repo.drop_sync_lease(session, connection_id, owner)
+            raise
+
+    async def _passes(self, connection_id: uuid.UUID, owner: str, lease: _Lease) -> bool:
+        while True:
+            async with self.sessions() as session:
+                conn = await repo.by_id(session, connection_id)
+            if conn is None or not conn.is_current or conn.token_ciphertext is None:
                 return True
-            if not await repo.holds_sync_lease(session, connection_id, owner):
-                return True  # another pass owns the mailbox now; it serves the pending requests
+            requested = conn.sync_requested_seq
+            async with lease.interruptible():
+                await self._one_pass(conn, owner, lease)
+            async with self.sessions.begin() as session:
+                await repo.finish_pass(session, connection_id, owner, served_seq=requested, now=self.clock())
+                if await repo.release_sync_lease(session, connection_id, owner):
+                    return True
+                if not await repo.holds_sync_lease(session, connection_id, owner):
+                    return True  # another pass owns the mailbox now; it serves the pending requests
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, connection_id: uuid.UUID, owner: str) -> AsyncIterator[_Lease]:
+        """Renew the lease every quarter of its length while the passes run, so a slow page
+        (throttling, large attachments) never lets it lapse while this worker is alive. A
+        renewal that finds the lease gone stops the pass: another pass owns the mailbox."""
+        current = asyncio.current_task()
+        assert current is not None
+        lease = _Lease(connection_id, current)
+
+        async def beat() -> None:
+            every = self.lease_length.total_seconds() / 4
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    async with self.sessions.begin() as session:
+                        renewed = await repo.renew_sync_lease(session, connection_id, owner,
+                                                              self.clock() + self.lease_length)
+                except Exception as exc:  # the database is away for a moment: try again next beat
+                    log.warning("could not renew the sync lease of connection %s (%s)", connection_id,
+                                type(exc).__name__)
+                    continue
+                if not renewed:
+                    lease.on_lost()
+                    return
+
+        task = asyncio.create_task(beat(), name=f"sync-lease-heartbeat:{connection_id}")
+        try:
+            yield lease
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _one_pass(self, conn: EmailConnection, owner: str, lease: _Lease) -> None:
+        client = self.mailboxes.client_for(conn)
+        importer = PageImporter(self.sessions, self.clock, conn, client)
+        first_sync = conn.cursor is None
+        if first_sync:
+            await self.statuses.set(conn.id, ConnectionStatus.SYNCING, "importing the mailbox")
+        try:
+            cursor = conn.cursor
+            for attempt in range(2):
+                try:
+                    async for page in client.sync(cursor):
+                        lease.check()
+                        events = await importer.apply(page, owner, self.lease_length)
+                        # The page's events are in the log; one relay announces them.
+                        await self.events.publish_all(events)
+                    break
+                except CursorExpiredError:
+                    if attempt:
+                        raise
+                    log.info("cursor of connection %s expired: full resync", conn.id)
+                    cursor = None
+                    async with self.sessions.begin() as session:
+                        if not await repo.reset_cursor(session, conn.id, owner):
+                            raise LeaseLost(conn.id) from None
+        except AuthRevokedError:
+            await self.statuses.set(conn.id, ConnectionStatus.REAUTH_REQUIRED, REAUTH_DETAIL)
+            return
+        except ThrottledError as exc:
+            raise SyncDeferred(exc.retry_after) from exc
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            # Pages already applied stay committed with their cursor; the retry resumes there.
+            await self.statuses.set(conn.id, ConnectionStatus.ERROR, "sync failed; retrying",
+                                    error=type(exc).__name__)
+            raise
+        finally:
+            await client.aclose()
+        async with self.sessions() as session:
+            fresh = await repo.by_id(session, conn.id)
+        if fresh is not None and fresh.status in (ConnectionStatus.SYNCING, ConnectionStatus.ERROR):
+            await self.statuses.set(conn.id, ConnectionStatus.ACTIVE, None)
+        elif fresh is not None and first_sync:
+            await self.statuses.announce(fresh)
+
+    async def pending_syncs(self) -> list[uuid.UUID]:
+        async with self.sessions() as session:
+            return await repo.pending_sync_connections(session, self.clock())
 
 
 class _Lease:
@@ -147,93 +229,3 @@ class _Lease:
         finally:
             self._interruptible = False
         self.check()
-
-
-@contextlib.asynccontextmanager
-async def _heartbeat(rt: Runtime, connection_id: uuid.UUID, owner: str) -> AsyncIterator[_Lease]:
-    """Renew the lease every quarter of its length while the passes run, so a slow page
-    (throttling, large attachments) never lets it lapse while this worker is alive. A
-    renewal that finds the lease gone stops the pass: another pass owns the mailbox."""
-    current = asyncio.current_task()
-    assert current is not None
-    lease = _Lease(connection_id, current)
-
-    async def beat() -> None:
-        every = lease_length(rt).total_seconds() / 4
-        while True:
-            await asyncio.sleep(every)
-            try:
-                async with rt.sessions.begin() as session:
-                    renewed = await repo.renew_sync_lease(session, connection_id, owner, utcnow() + lease_length(rt))
-            except Exception as exc:  # the database is away for a moment: try again next beat
-                log.warning("could not renew the sync lease of connection %s (%s)", connection_id,
-                            type(exc).__name__)
-                continue
-            if not renewed:
-                lease.on_lost()
-                return
-
-    task = asyncio.create_task(beat(), name=f"sync-lease-heartbeat:{connection_id}")
-    try:
-        yield lease
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _one_pass(rt: Runtime, conn: EmailConnection, owner: str, lease: _Lease) -> None:
-    client = client_for(rt, conn)
-    importer = PageImporter(rt, conn, client)
-    first_sync = conn.cursor is None
-    if first_sync:
-        await set_status(rt, conn.id, ConnectionStatus.SYNCING, "importing the mailbox")
-    try:
-        cursor = conn.cursor
-        for attempt in range(2):
-            try:
-                async for page in client.sync(cursor):
-                    lease.check()
-                    events = await importer.apply(page, owner, lease_length(rt))
-                    await _publish(rt, events)
-                break
-            except CursorExpiredError:
-                if attempt:
-                    raise
-                log.info("cursor of connection %s expired: full resync", conn.id)
-                cursor = None
-                async with rt.sessions.begin() as session:
-                    reset = await session.execute(
-                        update(EmailConnection)
-                        .where(EmailConnection.id == conn.id, EmailConnection.sync_lease_owner == owner)
-                        .values(cursor=None)
-                    )
-                if reset.rowcount != 1:
-                    raise LeaseLost(conn.id) from None
-    except AuthRevokedError:
-        await set_status(rt, conn.id, ConnectionStatus.REAUTH_REQUIRED, "the mailbox must be connected again")
-        return
-    except ThrottledError as exc:
-        raise SyncDeferred(exc.retry_after) from exc
-    except LeaseLost:
-        raise
-    except Exception as exc:
-        # Pages already applied stay committed with their cursor; the retry resumes there.
-        await set_status(rt, conn.id, ConnectionStatus.ERROR, "sync failed; retrying", error=type(exc).__name__)
-        raise
-    finally:
-        await client.aclose()
-    async with rt.sessions() as session:
-        fresh = await session.get(EmailConnection, conn.id)
-    if fresh is not None and fresh.status in (ConnectionStatus.SYNCING, ConnectionStatus.ERROR):
-        await set_status(rt, conn.id, ConnectionStatus.ACTIVE, None)
-    elif fresh is not None and first_sync:
-        await publish_connection_event(rt, fresh)
-
-
-async def pending_syncs(rt: Runtime) -> list[uuid.UUID]:
-    async with rt.sessions() as session:
-        return await repo.pending_sync_connections(session, utcnow())
-
-
-async def _publish(rt: Runtime, events: list[DomainEvent]) -> None:
-    await rt.events.publish_all(events)  # the page's events are in the log; one relay announces them

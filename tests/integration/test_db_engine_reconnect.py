@@ -15,20 +15,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
-from tests.support.databases import PG_ADMIN_DSN, create_database, drop_database
+from tests.support.databases import PG_ADMIN_DSN, POSTGRES, fresh_database
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url, name = await create_database("postgres", tmp_path)
-    engine = create_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        await drop_database(name)
+    async with fresh_database(POSTGRES, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 async def _terminate(pid: int) -> None:
@@ -45,13 +44,23 @@ async def _terminate(pid: int) -> None:
         await admin.close()
 
 
+async def _seen_closed(driver_connection: asyncpg.Connection) -> None:
+    """Until the event loop has read the closed socket, as it does between a process's jobs."""
+    for _ in range(250):
+        if driver_connection.is_closed():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the pooled connection never noticed that its backend was gone")
+
+
 async def test_a_connection_dropped_while_pooled_is_replaced_without_an_error(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         first = await conn.scalar(text("SELECT pg_backend_pid()"))
         # Which process holds the connection shows in pg_stat_activity.
         assert await conn.scalar(text("SELECT current_setting('application_name')")) == f"emailsync:{os.getpid()}"
+        pooled = (await conn.get_raw_connection()).driver_connection
     await _terminate(first)
-    await asyncio.sleep(0.2)  # the event loop reads the closed socket, as it does between a process's jobs
+    await _seen_closed(pooled)
     async with engine.connect() as conn:
         second = await conn.scalar(text("SELECT pg_backend_pid()"))
     assert second != first

@@ -241,9 +241,9 @@ def test_cli_banner_lists_the_smtp_listeners(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", banner["smtp_port"]), timeout=15) as plain:
             assert plain.recv(512).startswith(b"220 ")
         context = ssl.create_default_context(cafile=banner["ca_file"])
-        with socket.create_connection(("127.0.0.1", banner["smtps_port"]), timeout=15) as raw:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as secured:
-                assert secured.recv(512).startswith(b"220 ")
+        with (socket.create_connection(("127.0.0.1", banner["smtps_port"]), timeout=15) as raw,
+              context.wrap_socket(raw, server_hostname="127.0.0.1") as secured):
+            assert secured.recv(512).startswith(b"220 ")
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -44,7 +44,7 @@ def confirm_page_token(page: httpx.Response, location: str, port: int) -> str:
 def test_dev_serves_graphiql_and_the_demo_flow_works(tmp_path: Path) -> None:
     port, sandbox_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
+        [sys.executable, "-m", "emailsync.cli", "dev", "--port", str(port), "--sandbox-port", str(sandbox_port),
          "--state-dir", str(tmp_path / "dev")],
         stdout=subprocess.PIPE, text=True,
     )

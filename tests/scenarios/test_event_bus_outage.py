@@ -16,9 +16,10 @@ import uuid
 from sqlalchemy import select
 
 from api.types.event import encode_event_cursor
-from db.models import Message
+from db.models import Message, OutboxStatus
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
+from tests.support.quiescence import outbox_settled
 from tests.support.stack import Stack, worker_process
 
 INBOX_EVENTS = "subscription($after: String) { inboxEvents(after: $after) { type thread { subject } } }"
@@ -62,7 +63,8 @@ async def test_redis_outage_loses_no_send_and_tells_subscribers(stack_on_private
             assert len(await stack.wait_for(in_sent_items, timeout=30, what="the send in Sent Items")) == 1
             # Live events flow again: the delivery is announced to the same subscriber.
             assert (await _next_event(events))["type"] == "MESSAGE_UPDATED"
-            await asyncio.sleep(1.0)  # a duplicate delivery would land by now
+            (done,) = await outbox_settled(stack, tenant)  # no attempt left that could deliver it again
+            assert done.status == OutboxStatus.DONE, done.status
             sent = [m for m in await sandbox_messages(stack, mailbox, "sent") if m["subject"] == "Sent during the outage"]
             assert len(sent) == 1
 

@@ -14,21 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from api.preflight import check_serve
-from db.migrate import upgrade_async
 from db.models import EmailConnection
 from sync_engine.settings import Settings
-from tests.support.databases import PG_ADMIN_DSN, REDIS_URL, drop_database, pg_url
+from tests.support.databases import POSTGRES, REDIS_URL, SQLITE, create_database, fresh_database
 from tests.support.flows import connect_mailbox
 from tests.support.stack import Stack, free_port
 
-CLI = [sys.executable, "-m", "api.cli"]
+CLI = [sys.executable, "-m", "emailsync.cli"]
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -145,7 +143,7 @@ def test_worker_serves_metrics_and_logs_json(database_url: str, encryption_key: 
 
 
 def _start_error(args: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*CLI, *args], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0, result
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -174,22 +172,13 @@ def test_wrong_database_url_is_one_line(command: str, encryption_key: str) -> No
 
 async def test_unmigrated_databases_say_run_migrate(encryption_key: str, tmp_path: Path) -> None:
     # A PostgreSQL database without any table.
-    name = f"emailsync_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
+    async with fresh_database(POSTGRES, tmp_path, revision=None) as empty:
         for command in ("serve", "worker"):
-            line = await asyncio.to_thread(_start_error, [command], _env(database_url=pg_url(name),
+            line = await asyncio.to_thread(_start_error, [command], _env(database_url=empty,
                                                encryption_keys=encryption_key, redis_url=REDIS_URL))
             assert "no emailsync schema" in line and "run `emailsync migrate`" in line, line
-    finally:
-        await drop_database(name)
     # A SQLite database migrated by an older version (first revision only).
-    old = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    await upgrade_async(old, "0001")
+    old, _ = await create_database(SQLITE, tmp_path, revision="0001")
     line = await asyncio.to_thread(_start_error, ["serve"], _env(database_url=old, encryption_keys=encryption_key))
     assert "is behind" in line and "run `emailsync migrate`" in line, line
     # A SQLite file that does not exist yet.
@@ -198,7 +187,7 @@ async def test_unmigrated_databases_say_run_migrate(encryption_key: str, tmp_pat
     assert "does not exist" in line and "run `emailsync migrate`" in line, line
     assert not (tmp_path / "missing.db").exists()  # the check created nothing
     # `emailsync migrate` brings it to head, and then the same start-up check passes.
-    result = await asyncio.to_thread(subprocess.run, CLI + ["migrate"], capture_output=True, text=True, timeout=120,
+    result = await asyncio.to_thread(subprocess.run, [*CLI, "migrate"], check=False, capture_output=True, text=True, timeout=120,
                                      env=_env(database_url=old, encryption_keys=encryption_key))
     assert result.returncode == 0, result.stderr
     await asyncio.to_thread(check_serve, Settings(database_url=old, encryption_keys=encryption_key))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid
@@ -15,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from db.models import EmailConnection, Message
+from sync_engine.job_queue import JobName
 from tests.support.flows import connect_mailbox
+from tests.support.quiescence import current_connection, sync_caught_up, sync_settled
 from tests.support.stack import Stack, Tenant
 
 
@@ -47,8 +48,7 @@ async def test_expired_cursor_means_a_full_resync_without_duplicates(stack: Stac
         return subjects if len(subjects) >= 2 else None
 
     await stack.wait_for(both, timeout=30, what="the message after the resync")
-    await stack.graphql("mutation { requestSync { userErrors { code } } }", token=tenant.token)
-    await asyncio.sleep(1.0)
+    await sync_caught_up(stack, tenant)  # another pass after the resync, observed to finish
     assert await _count(stack, tenant) == ["one", "two"]
     conn = (await stack.graphql("{ emailConnection { status } }", token=tenant.token))["emailConnection"]
     assert conn["status"] == "ACTIVE"
@@ -59,13 +59,7 @@ async def test_gmail_push_that_is_not_from_google_is_refused_and_changes_nothing
     mailbox = tenant.user_email
     await connect_mailbox(stack, tenant, "GMAIL", mailbox)
 
-    async def idle():
-        async with stack.runtime.sessions() as session:
-            conn = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id))
-        settled = conn.watch_expires_at and conn.last_sync_at and conn.sync_lease_owner is None
-        return conn if settled and conn.sync_done_seq >= conn.sync_requested_seq else None
-
-    before = await stack.wait_for(idle, what="an idle Gmail connection")
+    before = await sync_settled(stack, (await current_connection(stack, tenant)).id, watching=True)
     data = base64.b64encode(json.dumps({"emailAddress": mailbox, "historyId": "999999"}).encode()).decode()
     envelope = {"message": {"data": data, "messageId": "1", "publishTime": "2026-01-01T00:00:00Z"},
                 "subscription": "projects/x/subscriptions/y"}
@@ -127,7 +121,7 @@ async def test_push_registrations_are_renewed_before_they_expire(stack: Stack, p
     soon = datetime.now(UTC) + timedelta(hours=2)  # inside the renewal window (a day ahead)
     async with stack.runtime.sessions.begin() as session:
         (await session.get(EmailConnection, conn.id)).watch_expires_at = soon
-    await stack.runtime.queue.enqueue("renew_expiring_watches")
+    await stack.runtime.jobs.run_periodic(JobName.RENEW_EXPIRING_WATCHES)
 
     async def renewed():
         async with stack.runtime.sessions() as session:

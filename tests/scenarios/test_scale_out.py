@@ -26,7 +26,7 @@ from api.types.event import encode_event_cursor
 from db.models import Message
 from sandbox.server import SandboxServer
 from sync_engine.settings import Settings
-from tests.support.databases import REDIS_URL, create_database, drop_database
+from tests.support.databases import POSTGRES, REDIS_URL, fresh_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.stack import Stack, free_port, running_stack, settings_env, worker_process
 
@@ -38,7 +38,7 @@ SENDS = 4
 @contextmanager
 def serve_process(settings: Settings, port: int, log_dir: Path) -> Iterator[str]:
     log = (log_dir / f"serve-{port}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "emailsync.cli", "serve", "--port", str(port)],
                             env={**os.environ, **settings_env(settings)}, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield f"http://127.0.0.1:{port}"
@@ -53,15 +53,12 @@ def serve_process(settings: Settings, port: int, log_dir: Path) -> Iterator[str]
 
 @pytest.fixture
 async def stack(sandbox_server: SandboxServer, tmp_path: Path, encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        # Its own API receives the providers' webhooks, as a load balancer would hand them to either.
-        async with running_stack(database_url=url, redis_url=REDIS_URL, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False) as stack:
-            yield stack
-    finally:
-        await drop_database(db_name)
+    # Its own API receives the providers' webhooks, as a load balancer would hand them to either.
+    async with fresh_database(POSTGRES, tmp_path) as url, \
+            running_stack(database_url=url, redis_url=REDIS_URL, sandbox_url=sandbox_server.base_url,
+                          ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
+                          separate_worker=False) as stack:
+        yield stack
 
 
 async def _ready(stack: Stack, base_url: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 
@@ -10,6 +9,7 @@ from sqlalchemy import select
 
 from db.models import Contact, EmailConnection, Message
 from tests.support.flows import connect_mailbox
+from tests.support.quiescence import current_connection, sync_caught_up, sync_settled
 from tests.support.stack import Stack
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -43,8 +43,9 @@ async def test_auto_bcc_makes_a_contact_and_the_reply_joins_in_the_same_import(s
         rows = await _messages(stack, tenant.sub_account_id)
         return rows if len(rows) >= 2 else None
 
-    rows = await stack.wait_for(both, what="the BCC'd thread")
-    await asyncio.sleep(0.5)
+    await stack.wait_for(both, what="the BCC'd thread")
+    # Everything was in the mailbox before the sign-in: once the import is over, nothing else comes.
+    await sync_settled(stack, (await current_connection(stack, tenant)).id, watching=True)
     rows = await _messages(stack, tenant.sub_account_id)
     assert sorted(m.subject for m in rows) == ["Re: Your offer", "Your offer"]
     assert len({m.thread_id for m in rows}) == 1
@@ -82,7 +83,7 @@ async def test_attachments_sync_by_content_and_refused_ones_become_visible_skips
     (edge,) = thread["thread"]["messages"]["edges"]
     assert edge["node"]["attachments"] == [{"filename": "contract.pdf", "size": len(PDF)}]
     # Nothing is downloaded for mail that does not sync (the stranger's PDF, the refused .exe).
-    downloads = [r for r in (await stack.sandbox.get("/_sandbox/requests", params={"path": "/attachments/"})).json()]
+    downloads = (await stack.sandbox.get("/_sandbox/requests", params={"path": "/attachments/"})).json()
     assert len(downloads) == 2, downloads  # the contract, and the fake PDF that had to be checked by content
 
 
@@ -112,7 +113,8 @@ async def test_disconnect_stops_sync_deletes_the_subscription_and_erases_tokens(
         assert conn.token_ciphertext is None and conn.watch_id is None and not conn.is_current
     await stack.sandbox.post(f"/_sandbox/mailboxes/{mailbox}/inbound", json={"from": contact, "to": [mailbox],
                                                                              "subject": "After", "text": "late"})
-    await asyncio.sleep(1.0)
+    # No pass can start for a disconnected mailbox: once none runs, nothing more is imported.
+    await sync_settled(stack, conn.id)
     assert await _messages(stack, tenant.sub_account_id) == []
 
 
@@ -146,7 +148,7 @@ async def test_reconnecting_the_same_mailbox_keeps_one_copy_of_each_thread(stack
         "in_reply_to": first.json()["internetMessageId"]})
     assert reply.status_code == 201, reply.text
     await stack.wait_for(lambda: imported("Re: Before"), what="the reply after reconnecting")
-    await asyncio.sleep(1.0)  # the new connection's full sync has run by now; a second copy would be here
+    await sync_caught_up(stack, tenant)  # the new connection's full sync is over: a second copy would be here
 
     messages = await _messages(stack, tenant.sub_account_id)
     assert sorted(m.subject for m in messages) == ["Before", "Re: Before"]  # one copy each

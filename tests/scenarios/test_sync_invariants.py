@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
 import pytest
 from sqlalchemy import func, select
 
-from db.models import EmailConnection, Message, OutboxItem, Thread
+from db.models import EmailConnection, Message, OutboxItem, OutboxStatus, Thread
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
+from tests.support.quiescence import current_connection, outbox_settled, sync_caught_up, sync_settled
 from tests.support.stack import Stack, Tenant
 
 
@@ -21,23 +21,11 @@ async def _connected(stack: Stack, *, labs: bool = True, contacts: int = 1) -> t
     return tenant, people
 
 
-async def _connection(stack: Stack, tenant: Tenant) -> EmailConnection:
-    async with stack.runtime.sessions() as session:
-        conn = await session.scalar(select(EmailConnection).where(EmailConnection.user_id == tenant.user_id,
-                                                                 EmailConnection.is_current.is_(True)))
-        assert conn is not None
-        return conn
-
-
 async def _settled_connection(stack: Stack, tenant: Tenant) -> EmailConnection:
     """The connection once its watch exists and no sync pass is running or pending."""
-
-    async def probe():
-        conn = await _connection(stack, tenant)
-        idle = conn.watch_id and conn.last_sync_at and conn.sync_lease_owner is None and conn.sync_done_seq >= conn.sync_requested_seq
-        return conn if idle else None
-
-    return await stack.wait_for(probe, what="an idle connection")
+    conn = await sync_settled(stack, (await current_connection(stack, tenant)).id, watching=True)
+    assert conn.watch_id, "a Graph subscription id"
+    return conn
 
 
 async def _count_messages(stack: Stack, tenant: Tenant) -> int:
@@ -70,8 +58,9 @@ async def test_outbox_row_is_committed_before_the_provider_call_and_a_retry_send
         copies = [m for m in await sandbox_messages(stack, tenant.user_email, "sent") if m["subject"] == "Outbox first"]
         return copies or None
 
-    copies = await stack.wait_for(sent_once, timeout=30, what="the retried send")
-    await asyncio.sleep(1.0)
+    await stack.wait_for(sent_once, timeout=30, what="the retried send")
+    (done,) = await outbox_settled(stack, tenant)  # no attempt left that could send again
+    assert done.status == OutboxStatus.DONE, done.status
     copies = [m for m in await sandbox_messages(stack, tenant.user_email, "sent") if m["subject"] == "Outbox first"]
     assert len(copies) == 1
 
@@ -93,7 +82,7 @@ async def test_cursor_commits_with_its_page_and_a_failed_pass_resumes_without_lo
         return [r for r in (await stack.sandbox.get("/_sandbox/requests")).json() if r["status"] == 500] or None
 
     await stack.wait_for(fault_hit, what="the injected failure")
-    conn = await _connection(stack, tenant)
+    conn = await current_connection(stack, tenant)
     after_failure = await _count_messages(stack, tenant)
     assert after_failure == 10, after_failure
     assert "skiptoken" in json.dumps(conn.cursor), conn.cursor  # resume point stored with the 10 messages
@@ -102,7 +91,7 @@ async def test_cursor_commits_with_its_page_and_a_failed_pass_resumes_without_lo
         return (await _count_messages(stack, tenant)) >= 25 or None
 
     await stack.wait_for(all_imported, timeout=30, what="the resumed import")
-    await asyncio.sleep(0.5)
+    await sync_settled(stack, conn.id)  # the resumed pass is over: a duplicate or a new round would be in
     async with stack.runtime.sessions() as session:
         subjects = list(await session.scalars(select(Message.subject).where(Message.sub_account_id == tenant.sub_account_id)))
     assert sorted(subjects) == sorted(f"Listing {i}" for i in range(25))
@@ -126,8 +115,7 @@ async def test_replayed_delta_page_does_not_duplicate(stack: Stack) -> None:
         return (await _count_messages(stack, tenant)) >= 2 or None
 
     await stack.wait_for(two, what="the second message")
-    await stack.graphql("mutation { requestSync { userErrors { code } } }", token=tenant.token)
-    await asyncio.sleep(1.0)
+    await sync_caught_up(stack, tenant)  # one more pass over the replayed page, observed to finish
     async with stack.runtime.sessions() as session:
         subjects = sorted(await session.scalars(select(Message.subject).where(Message.sub_account_id == tenant.sub_account_id)))
     assert subjects == ["First", "Second"]
@@ -141,7 +129,7 @@ async def test_webhook_with_wrong_client_state_is_refused_and_changes_nothing(st
                        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z"}]}
     response = await stack.http.post("/webhooks/graph", json=body)
     assert response.status_code in (400, 401, 403)
-    after = await _connection(stack, tenant)
+    after = await current_connection(stack, tenant)
     assert after.sync_requested_seq == conn.sync_requested_seq
 
     handshake = await stack.http.post("/webhooks/graph", params={"validationToken": "Validation: token 123"})
@@ -153,7 +141,7 @@ async def test_webhook_with_wrong_client_state_is_refused_and_changes_nothing(st
 async def test_tokens_are_encrypted_at_rest_and_never_served_or_logged(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
     tenant, _ = await _connected(stack)
-    conn = await _connection(stack, tenant)
+    conn = await current_connection(stack, tenant)
     tokens = stack.runtime.secrets.decrypt_tokens(conn.token_ciphertext)
     secrets = [tokens.access_token, tokens.refresh_token]
     assert all(s and len(s) > 10 for s in secrets)

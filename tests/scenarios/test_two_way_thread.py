@@ -21,6 +21,7 @@ from tests.support.flows import (
     sandbox_messages,
     thread_messages,
 )
+from tests.support.quiescence import sync_caught_up
 from tests.support.stack import Stack
 
 CONNECTION_EVENTS = "subscription { emailConnectionEvents { type emailConnection { address status } } }"
@@ -80,8 +81,8 @@ async def test_crm_thread_round_trip(stack: Stack, provider: str) -> None:
         msgs = await thread_messages(stack, tenant, thread_id)
         return msgs if len(msgs) >= 3 and all(m["status"] != "QUEUED" for m in msgs) else None
 
-    messages = await stack.wait_for(settled, what="three messages in the thread")
-    await asyncio.sleep(0.5)  # let any late duplicate land before counting
+    await stack.wait_for(settled, what="three messages in the thread")
+    await sync_caught_up(stack, tenant)  # a pass after all of it, finished: a duplicate would be in by now
     messages = await thread_messages(stack, tenant, thread_id)
     texts = [(m["text"] or "").strip() for m in messages]
     assert texts.count("Does 3pm suit you?") == 1, texts  # the Sent Items copy was not imported again

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from db.models import EmailConnection, Message
 from sandbox.server import SandboxServer
 from tests.scenarios.conftest import sandbox_server_cleanup
-from tests.support.databases import PG_ADMIN_DSN, create_database, drop_database
+from tests.support.databases import PG_ADMIN_DSN, POSTGRES, fresh_database
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.private_redis import PrivateRedis
 from tests.support.sending import SEND as SEND_EMAIL
@@ -38,16 +38,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 @pytest.fixture
 async def outage_stack(sandbox_server: SandboxServer, private_redis: PrivateRedis, tmp_path: Path,
                        encryption_key: str) -> AsyncIterator[Stack]:
-    url, db_name = await create_database("postgres", tmp_path)
-    try:
-        # The tests start the worker themselves; it serves its counters on this port.
-        async with running_stack(database_url=url, redis_url=private_redis.url, sandbox_url=sandbox_server.base_url,
-                                 ca_file=sandbox_server.ca_file, encryption_key=encryption_key,
-                                 separate_worker=False, worker_metrics_port=free_port()) as stack:
-            yield stack
-    finally:
-        await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
-        await drop_database(db_name)
+    async with fresh_database(POSTGRES, tmp_path) as url:
+        try:
+            # The tests start the worker themselves; it serves its counters on this port.
+            async with running_stack(database_url=url, redis_url=private_redis.url,
+                                     sandbox_url=sandbox_server.base_url, ca_file=sandbox_server.ca_file,
+                                     encryption_key=encryption_key, separate_worker=False,
+                                     worker_metrics_port=free_port()) as stack:
+                yield stack
+        finally:
+            await sandbox_server_cleanup(sandbox_server.base_url, sandbox_server.ca_file)
 
 
 async def worker_counters(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
@@ -232,7 +232,7 @@ async def test_a_sync_job_with_nothing_requested_calls_no_provider(outage_stack:
         before = await settled(stack, tenant)
         runs = await counter(stack, "emailsync_job_runs_total", job="sync_mailbox", outcome="ok")
         await stack.sandbox.delete("/_sandbox/requests")
-        await stack.runtime.queue.enqueue("sync_mailbox", str(before.id))
+        await stack.runtime.jobs.sync_mailbox(before.id)
 
         async def ran() -> bool:
             return await counter(stack, "emailsync_job_runs_total", job="sync_mailbox", outcome="ok") > runs
@@ -270,9 +270,9 @@ async def test_dropped_database_connections_cost_the_worker_nothing(outage_stack
         synced = (await connection(stack, tenant)).messages_synced
         drops = 0
         while drops < 3:
-            async def progressed() -> int | None:
+            async def progressed(after: int = synced) -> int | None:
                 now = (await connection(stack, tenant)).messages_synced
-                return now if now > synced else None
+                return now if now > after else None
 
             synced = await stack.wait_for(progressed, timeout=60, what="import progress")
             if synced >= 1500:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from emailsync import worker as worker_module
 from sandbox.server import SandboxServer
-from sync_engine import worker as worker_module
 from tests.support.databases import create_database
 from tests.support.private_redis import PrivateRedis
 from tests.support.stack import free_port, stack_settings

@@ -1,6 +1,7 @@
 """Helpers the adapters' integration tests share: recorders of token refreshes and of
-send checkpoints, a loopback HTTP endpoint that records provider posts, and the
-sandbox control calls both adapters' tests make, and the sign-in itself."""
+send checkpoints, loopback HTTP endpoints that record provider posts (Graph
+notifications, Pub/Sub pushes), the sandbox control calls both adapters' tests make,
+and the sign-in itself."""
 
 from __future__ import annotations
 
@@ -100,6 +101,51 @@ class RecordingEndpoint:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class WebhookReceiver(RecordingEndpoint):
+    """A Graph notification endpoint: echoes validation tokens, records posts."""
+
+    path = "/webhooks/graph"
+
+    def answer(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
+        if "validationToken" in query:
+            payload = query["validationToken"].encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        self.record(dict(handler.headers), query, body)
+        handler.send_response(202)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def wait_for(self, predicate: Callable[[Post], bool], timeout: float = 10.0) -> list[Post]:
+        def hits() -> list[Post] | None:
+            return [p for p in self.posts if predicate(p)] or None
+
+        return self.poll(hits, timeout, lambda: "no matching notification arrived")
+
+
+class PushReceiver(RecordingEndpoint):
+    """A Pub/Sub push endpoint (Gmail): records every POST (headers, query, body)."""
+
+    path = "/webhooks/gmail"
+
+    def answer(self, handler: BaseHTTPRequestHandler, query: dict[str, str], body: bytes) -> None:
+        # as the API route hands them over: lower-cased names
+        self.record({k.lower(): v for k, v in handler.headers.items()}, query, body)
+        handler.send_response(204)
+        handler.end_headers()
+
+    def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[Post]:
+        return self.poll(
+            lambda: list(self.posts) if len(self.posts) >= count else None,
+            timeout,
+            lambda: f"expected {count} push(es), got {len(self.posts)}",
+        )
 
 
 # ---- the sandbox's control API

@@ -19,7 +19,7 @@ def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
                              "--save", "", "--appendonly", "no", "--dir", str(workdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False).stdout.strip() == b"PONG":
             return proc
         time.sleep(0.05)
     raise RuntimeError("redis-server did not start")
@@ -46,8 +46,7 @@ class PrivateRedis:
             self.proc = _start_redis(self.port, self.workdir)
 
     def restart(self) -> None:
-        self.stop()
-        time.sleep(0.3)
+        self.stop()  # returns once the server has exited and let go of its port
         self.start()
 
 

@@ -24,10 +24,10 @@ import httpx
 import uvicorn
 from httpx_ws import aconnect_ws
 
-from api.app import create_app
 from api.auth import mint_dev_token
 from db.models import Contact, SubAccount, User
-from sync_engine.runtime import Runtime, open_runtime
+from emailsync.asgi import create_app
+from emailsync.runtime import Runtime, open_runtime
 from sync_engine.settings import Settings
 
 
@@ -167,7 +167,7 @@ class Stack:
 @contextmanager
 def worker_process(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
     """A separate ``emailsync worker`` for these settings, stopped (SIGTERM, then kill) on exit."""
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env={**os.environ, **settings_env(settings)})
+    worker = subprocess.Popen([sys.executable, "-m", "emailsync.cli", "worker"], env={**os.environ, **settings_env(settings)})
     try:
         yield worker
     finally:

@@ -32,7 +32,7 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +48,7 @@ from sync_engine.providers.http_support import (
     MailboxHttpClient,
     Refresher,
     Retry,
+    Sleep,
     TokensRefreshed,
     jittered_backoff,
     json_or_none,
@@ -156,7 +157,7 @@ class GmailClient(MailboxHttpClient):
         max_wait: float = 65.0,
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -171,7 +172,7 @@ class GmailClient(MailboxHttpClient):
             sleep=sleep,
         )
         self._base_path = urlsplit(self.base_url).path.rstrip("/")
-        self.pacer = pacer or QuotaPacer(sleep=sleep)
+        self.pacer = pacer or QuotaPacer(sleep=sleep or asyncio.sleep)
         self.throttled_responses = 0  # 429/rate-limit answers seen (metrics, tests)
 
     @property

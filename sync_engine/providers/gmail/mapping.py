@@ -175,7 +175,7 @@ def _filename(part: Mapping[str, Any], holder: Message) -> str | None:
     name = as_str(part.get("filename"))
     if name:
         return decode_words(name)
-    for getter in (lambda: holder.get_filename(), lambda: holder.get_param("name")):
+    for getter in (holder.get_filename, lambda: holder.get_param("name")):
         try:
             value = getter()
         except (ValueError, LookupError, UnicodeError):

@@ -43,7 +43,7 @@ from sync_engine.providers.gmail.push import PushVerifier
 from sync_engine.providers.gmail.quota import COSTS
 from sync_engine.providers.gmail.send import send_message
 from sync_engine.providers.gmail.sync import GmailSync
-from sync_engine.providers.http_support import make_ssl_context
+from sync_engine.providers.http_support import Sleep, make_ssl_context
 from sync_engine.providers.provider_support import connected_account
 from sync_engine.settings import Settings
 
@@ -126,8 +126,9 @@ class GmailProvider:
 
     provider = Provider.GMAIL
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sleep: Sleep | None = None) -> None:
         self._settings = settings
+        self._sleep = sleep  # how clients wait out Retry-After, backoff and quota (None: asyncio.sleep)
         self._base = settings.gmail_base_url.rstrip("/")
         self._ssl: ssl.SSLContext | bool = make_ssl_context(settings.ca_bundle)
         self._auth = GoogleAuth(
@@ -184,6 +185,7 @@ class GmailProvider:
             refresher=self._auth.refresh,
             on_tokens_refreshed=on_tokens_refreshed,
             verify=self._ssl,
+            sleep=self._sleep,
         )
 
     async def revoke(self, tokens: TokenSet) -> None:
@@ -202,6 +204,7 @@ class GmailProvider:
         await asyncio.to_thread(self._auth.close)
 
 
-def build_gmail_provider(settings: Settings) -> GmailProvider:
-    """The Gmail provider for ``settings`` (no network I/O until first use)."""
-    return GmailProvider(settings)
+def build_gmail_provider(settings: Settings, *, sleep: Sleep | None = None) -> GmailProvider:
+    """The Gmail provider for ``settings`` (no network I/O until first use); ``sleep``
+    replaces ``asyncio.sleep`` for the clients' retry and quota waits (tests record them)."""
+    return GmailProvider(settings, sleep=sleep)

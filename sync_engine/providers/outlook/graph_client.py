@@ -48,6 +48,7 @@ from sync_engine.providers.http_support import (
     MailboxHttpClient,
     Refresher,
     Retry,
+    Sleep,
     TokensRefreshed,
     jittered_backoff,
     make_ssl_context,
@@ -109,6 +110,7 @@ class GraphClient(MailboxHttpClient):
         max_wait: float = 30.0,
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -120,6 +122,7 @@ class GraphClient(MailboxHttpClient):
             max_wait=max_wait,
             timeout=timeout,
             transport=transport,
+            sleep=sleep,
         )
         base = urlsplit(self.base_url)
         self._origin = (base.scheme, base.netloc.lower())

@@ -38,7 +38,7 @@ from sync_engine.domain import (
     WatchState,
 )
 from sync_engine.providers.base import SendCheckpoint, TokensRefreshed
-from sync_engine.providers.http_support import make_ssl_context
+from sync_engine.providers.http_support import Sleep, make_ssl_context
 from sync_engine.providers.outlook import mapping
 from sync_engine.providers.outlook.auth import MsalAuth
 from sync_engine.providers.outlook.graph_client import GraphClient
@@ -167,8 +167,9 @@ class OutlookProvider:
 
     provider = Provider.OUTLOOK
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sleep: Sleep | None = None) -> None:
         self._settings = settings
+        self._sleep = sleep  # how clients wait out Retry-After and backoff (None: asyncio.sleep)
         self._graph_base = settings.graph_base_url.rstrip("/")
         self._ssl: ssl.SSLContext | bool = make_ssl_context(settings.ca_bundle)
         self._auth = MsalAuth(
@@ -208,6 +209,7 @@ class OutlookProvider:
             refresher=self._auth.refresh,
             on_tokens_refreshed=on_tokens_refreshed,
             verify=self._ssl,
+            sleep=self._sleep,
         )
 
     async def aclose(self) -> None:
@@ -225,6 +227,7 @@ class OutlookProvider:
         return parse_notifications(body)
 
 
-def build_outlook_provider(settings: Settings) -> OutlookProvider:
-    """The Outlook provider for ``settings`` (no network I/O until first use)."""
-    return OutlookProvider(settings)
+def build_outlook_provider(settings: Settings, *, sleep: Sleep | None = None) -> OutlookProvider:
+    """The Outlook provider for ``settings`` (no network I/O until first use); ``sleep``
+    replaces ``asyncio.sleep`` for the clients' retry waits (tests record them)."""
+    return OutlookProvider(settings, sleep=sleep)

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -28,20 +24,17 @@ from broadcaster import Broadcast
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from api.app import create_app
 from api.auth import mint_dev_token
 from db.engine import create_engine, create_sessionmaker
-from db.migrate import upgrade_async
 from db.models import Attachment, Contact, EmailConnection, Message, SubAccount, SyncSkip, Thread, User
+from emailsync.asgi import create_app
+from emailsync.runtime import Runtime
 from sync_engine.crypto import SecretBox, sha256_hex
 from sync_engine.domain import TokenSet
 from sync_engine.events import BroadcastEventBus, DomainEvent, record_events
-from sync_engine.runtime import Runtime
-from sync_engine.services.accounts import create_api_key
+from sync_engine.job_queue import Jobs
 from sync_engine.settings import Settings
-
-PG_ADMIN_DSN = os.environ.get("EMAILSYNC_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_HOST_URL = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+from tests.support.databases import BACKENDS, fresh_database
 
 # The plaintext secrets planted in the seeded connection: no response may ever contain them.
 PLANTED_ACCESS_TOKEN = "planted-access-token-" + "x" * 12
@@ -162,7 +155,7 @@ def make_settings(database_url: str) -> Settings:
 
 async def build_runtime(settings: Settings) -> Runtime:
     # Built by hand rather than with open_runtime(): the API needs no provider adapter
-    # or job runner, and these tests must not depend on them.
+    # or job runner, and these tests must not depend on them (jobs are only recorded).
     engine = create_engine(settings.database_url)
     broadcast = Broadcast("memory://")
     await broadcast.connect()
@@ -173,9 +166,9 @@ async def build_runtime(settings: Settings) -> Runtime:
         secrets=SecretBox.from_setting(settings.encryption_keys.get_secret_value()),
         providers={},
         events=BroadcastEventBus(broadcast),
+        jobs=Jobs(RecordingQueue()),
         broadcast=broadcast,
     )
-    rt.queue = RecordingQueue()
     return rt
 
 
@@ -316,9 +309,9 @@ async def seed_database(rt: Runtime) -> Seed:
             skip_a=skip_a.id, skip_a2=skip_a2.id,
         )
 
-    _, seed.agency_key = await create_api_key(rt, name="agency 1", agency_id="agency-1")
-    _, seed.other_agency_key = await create_api_key(rt, name="agency 2", agency_id="agency-2")
-    _, seed.sub_a_key = await create_api_key(rt, name="partner app", sub_account_id=seed.sub_a)
+    _, seed.agency_key = await rt.services.accounts.create_api_key(name="agency 1", agency_id="agency-1")
+    _, seed.other_agency_key = await rt.services.accounts.create_api_key(name="agency 2", agency_id="agency-2")
+    _, seed.sub_a_key = await rt.services.accounts.create_api_key(name="partner app", sub_account_id=seed.sub_a)
     settings = rt.settings
     seed.tokens = {
         "admin_a": mint_dev_token(settings, seed.admin_a, seed.sub_a, "admin"),
@@ -355,36 +348,7 @@ async def start_server(app: Any) -> RunningServer:
     return RunningServer(base_url=f"http://127.0.0.1:{port}", server=server, task=task)
 
 
-@asynccontextmanager
-async def fresh_database(backend: str, tmp_dir: Path) -> AsyncIterator[str]:
-    """A migrated, empty database URL; a PostgreSQL one is dropped afterwards."""
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_dir / 'api.db'}"
-        await upgrade_async(url)
-        yield url
-        return
-    name = f"emailsync_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{PG_HOST_URL}/{name}"
-    try:
-        await upgrade_async(url)
-        yield url
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-@pytest.fixture(
-    scope="session",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="session", params=BACKENDS)
 async def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     backend: str = request.param
     async with fresh_database(backend, tmp_path_factory.mktemp(f"api-{backend}")) as url:

@@ -1,26 +1,32 @@
-"""Stand-ins for the lead's services, to test the API edge (routing, argument mapping,
-status codes, userErrors) on its own. The services' own behaviour is tested with them."""
+"""Stand-ins for services, to test the API edge (routing, argument mapping, status codes,
+userErrors) on its own. The services' own behaviour is tested with them. Fakes go in
+the way production wiring does: as members of the runtime's ``Services``."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 
-def patch_service(monkeypatch: pytest.MonkeyPatch, module_name: str, **attrs: Any) -> None:
-    """Replace functions of a service module, or provide the module if it does not exist yet."""
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        module = types.ModuleType(module_name)
-        monkeypatch.setitem(sys.modules, module_name, module)
-    for name, value in attrs.items():
-        monkeypatch.setattr(module, name, value, raising=False)
+class _Overridden:
+    """A service whose named methods are replaced; everything else is the real one."""
+
+    def __init__(self, real: Any, methods: dict[str, Any]) -> None:
+        self._real = real
+        self.__dict__.update(methods)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def patch_service(monkeypatch: pytest.MonkeyPatch, api: Any, service: str, **methods: Any) -> None:
+    """Replace methods of one of ``api.rt.services`` (e.g. ``"connections"``) for this test."""
+    services = api.rt.services
+    fake = _Overridden(getattr(services, service), methods)
+    monkeypatch.setattr(api.rt, "services", dataclasses.replace(services, **{service: fake}))
 
 
 @dataclass

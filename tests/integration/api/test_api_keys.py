@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
 from api.ids import to_global_id
+from emailsync.asgi import create_app
 from tests.integration.api.conftest import Api, start_server
 
 API_KEYS = """{ apiKeys(first: 100) { edges { cursor node { id name prefix scope subAccountId agencyId createdAt

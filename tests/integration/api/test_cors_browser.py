@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from api.app import create_app
+from emailsync.asgi import create_app
 from sync_engine.events import DomainEvent, EventType
 from tests.integration.api.conftest import Api, RunningServer, start_server
 from tests.support.chromium import chromium, guarded_page  # noqa: F401  (chromium is a fixture)

@@ -37,8 +37,8 @@ async def test_no_token_material_anywhere(api: Api, introspection: None) -> None
         if f["type"]["kind"] in ("SCALAR", "ENUM") or (f["type"]["ofType"] or {}).get("kind") in ("SCALAR", "ENUM")
     ]
     assert not {"token", "tokens", "accessToken", "refreshToken", "cursor", "clientState", "watchId"} & set(scalars)
-    own_view = await api.data("{ emailConnection { %s } }" % " ".join(scalars), as_="user_a")
-    admin_view = await api.data("{ emailConnections { %s } }" % " ".join(scalars), as_="admin_a")
+    own_view = await api.data("{{ emailConnection {{ {} }} }}".format(" ".join(scalars)), as_="user_a")
+    admin_view = await api.data("{{ emailConnections {{ {} }} }}".format(" ".join(scalars)), as_="admin_a")
     text = json.dumps([own_view, admin_view])
     for secret in (api.seed.token_ciphertext, PLANTED_ACCESS_TOKEN, PLANTED_REFRESH_TOKEN, PLANTED_CLIENT_STATE,
                    "planted-cursor", "planted-watch-id"):

@@ -17,6 +17,7 @@ from httpx_ws import AsyncWebSocketSession
 from api.types.event import decode_event_cursor as _decode
 from api.types.event import encode_event_cursor
 from db.repositories import events as event_log
+from emailsync.runtime import job_context
 from sync_engine import event_feed, jobs
 from sync_engine.events import DomainEvent, EventType, record_events
 from tests.integration.api.conftest import Api
@@ -140,7 +141,7 @@ async def test_the_retention_purge_cuts_the_log_and_resuming_before_the_cut_is_t
     old = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     expired = [await api.emit(dataclasses.replace(_thread_event(api, n), occurred_at=old)) for n in range(3)]
     kept = await api.emit(_thread_event(api, 3))
-    await jobs.purge_event_log({"runtime": api.rt})  # what the worker's hourly job runs
+    await jobs.purge_event_log(job_context(api.rt))  # what the worker's hourly job runs
 
     async with api.rt.engine.connect() as conn:
         (_last, purged_through), = (await event_log.heads(conn, [api.seed.sub_a])).values()

@@ -19,18 +19,18 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from api.app import create_app
+from emailsync.asgi import create_app
 from sync_engine.events import DomainEvent, EventType
 from tests.integration.api.conftest import (
     Api,
     build_runtime,
     close_runtime,
-    fresh_database,
     make_settings,
     seed_database,
     start_server,
 )
 from tests.support.chromium import chromium, guarded_page  # noqa: F401  (chromium: a fixture)
+from tests.support.databases import SQLITE, fresh_database
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
@@ -52,7 +52,7 @@ QUERY_IN_URL = "(query) => new URLSearchParams(window.location.search).get('q') 
 async def graphiql_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     """The API on loopback (SQLite, seeded), with introspection on: GraphiQL loads the
     schema by introspection, as under `emailsync dev`."""
-    async with fresh_database("sqlite", tmp_path_factory.mktemp("graphiql")) as url:
+    async with fresh_database(SQLITE, tmp_path_factory.mktemp("graphiql")) as url:
         settings = make_settings(url).model_copy(update={"introspection": True})
         rt = await build_runtime(settings)
         try:

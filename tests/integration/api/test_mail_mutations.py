@@ -31,7 +31,7 @@ MARK = """mutation ($input: MarkThreadReadInput!) { markThreadRead(input: $input
 async def test_start_email_connection(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api.settings, "allowed_origins", ["https://app.test"])
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.connections",
+    patch_service(monkeypatch, api, "connections",
                   start_connection=calls.recorder("start", "https://login.test/authorize?state=s"))
     data = await api.data(
         START, {"input": {"provider": "GMAIL", "redirectUri": "https://app.test/settings", "loginHint": "alice@acme.test"}}
@@ -44,7 +44,7 @@ async def test_start_email_connection(api: Api, monkeypatch: pytest.MonkeyPatch)
 
 async def test_start_email_connection_validates_the_redirect(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.connections", start_connection=calls.recorder("start", "x"))
+    patch_service(monkeypatch, api, "connections", start_connection=calls.recorder("start", "x"))
     monkeypatch.setattr(api.settings, "allowed_origins", ["https://app.test"])
     for bad in ["javascript:alert(1)", "/relative", "https://app.test/\r\nSet-Cookie: x",
                 # No open redirect: only allowed origins, and no tricks that look like one.
@@ -62,7 +62,7 @@ async def test_start_email_connection_validates_the_redirect(api: Api, monkeypat
 
 async def test_start_email_connection_service_error(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.connections", start_connection=calls.recorder(
+    patch_service(monkeypatch, api, "connections", start_connection=calls.recorder(
         "start", error=ServiceError("PROVIDER_UNAVAILABLE", "gmail is not configured", "provider")))
     data = await api.data(START, {"input": {"provider": "GMAIL"}})
     assert data["startEmailConnection"] == {
@@ -80,7 +80,7 @@ async def test_mailbox_mutations_need_a_user(api: Api) -> None:
 async def test_disconnect_and_request_sync(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
     connection = SimpleNamespace(id=api.seed.connection_a)
-    patch_service(monkeypatch, "sync_engine.services.connections",
+    patch_service(monkeypatch, api, "connections",
                   disconnect_connection=calls.recorder("disconnect", connection),
                   request_sync=calls.recorder("sync", connection))
     data = await api.data(DISCONNECT)
@@ -95,7 +95,7 @@ async def test_disconnect_and_request_sync(api: Api, monkeypatch: pytest.MonkeyP
 
 async def test_disconnect_when_not_connected(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.connections", disconnect_connection=calls.recorder(
+    patch_service(monkeypatch, api, "connections", disconnect_connection=calls.recorder(
         "disconnect", error=ServiceError("NOT_CONNECTED", "no mailbox is connected")))
     data = await api.data(DISCONNECT, as_="admin_a")
     assert data["disconnectEmailConnection"] == {
@@ -113,7 +113,7 @@ async def test_send_email_maps_the_request(api: Api, monkeypatch: pytest.MonkeyP
     thread_id = api.seed.threads_a[4]
     calls = Calls()
     sent = await seeded_message(api, thread_id)
-    patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", sent))
+    patch_service(monkeypatch, api, "sending", send_email=calls.recorder("send", sent))
     content = b"%PDF-1.4 hello"
     data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()),
         "to": ["customer0@client.test"], "cc": ["customer1@client.test"], "subject": "Quote", "text": "Here it is",
@@ -134,7 +134,7 @@ async def test_send_email_maps_the_request(api: Api, monkeypatch: pytest.MonkeyP
 
 async def test_send_email_input_validation_happens_before_the_service(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder("send", None))
+    patch_service(monkeypatch, api, "sending", send_email=calls.recorder("send", None))
     too_big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
     base = {"to": ["customer0@client.test"], "subject": "s", "text": "t", "idempotencyKey": "k1"}
     big_input = {"input": {**base, "attachments": [
@@ -155,13 +155,13 @@ async def test_send_email_input_validation_happens_before_the_service(api: Api, 
 
 async def test_send_email_service_errors(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder(
+    patch_service(monkeypatch, api, "sending", send_email=calls.recorder(
         "send", error=ServiceError("NOT_A_CONTACT", "not a contact of this sub-account: x@y.test", "to")))
     data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": ["x@y.test"], "subject": "s", "text": "t"}})
     assert data["sendEmail"] == {"message": None, "thread": None, "userErrors": [
         {"field": "to", "message": "not a contact of this sub-account: x@y.test", "code": "NOT_A_CONTACT"}]}
     # A code the enum does not know yet keeps its message and reads INVALID.
-    patch_service(monkeypatch, "sync_engine.services.send", send_email=calls.recorder(
+    patch_service(monkeypatch, api, "sending", send_email=calls.recorder(
         "send", error=ServiceError("SOMETHING_NEW", "new rule", "subject")))
     data = await api.data(SEND, {"input": {"idempotencyKey": str(uuid.uuid4()), "to": ["x@y.test"], "subject": "s", "text": "t"}})
     assert data["sendEmail"]["userErrors"] == [{"field": "subject", "message": "new rule", "code": "INVALID"}]
@@ -174,7 +174,7 @@ async def test_send_email_needs_a_user(api: Api) -> None:
 
 async def test_mark_thread_read(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.send", mark_thread_read=calls.recorder("mark", None))
+    patch_service(monkeypatch, api, "read_state", mark_thread_read=calls.recorder("mark", None))
     thread_gid = to_global_id("Thread", api.seed.threads_a[0])
     data = await api.data(MARK, {"input": {"threadId": thread_gid, "read": False}})
     assert data["markThreadRead"]["thread"]["id"] == thread_gid

@@ -21,9 +21,9 @@ from tests.integration.api.fakes import Calls, patch_service
 TOKEN = "Flow-token_" + "x" * 32
 
 
-def use_answer(monkeypatch: pytest.MonkeyPatch, answer: ProviderAnswer) -> Calls:
+def use_answer(monkeypatch: pytest.MonkeyPatch, api: Api, answer: ProviderAnswer) -> Calls:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.connections", accept_provider_answer=calls.recorder("accept", answer))
+    patch_service(monkeypatch, api, "connections", accept_provider_answer=calls.recorder("accept", answer))
     return calls
 
 
@@ -35,7 +35,7 @@ def app_origin(api: Api, monkeypatch: pytest.MonkeyPatch) -> str:
 
 async def test_signed_in_redirects_back_to_the_app_with_a_flow_token(
         api: Api, monkeypatch: pytest.MonkeyPatch, app_origin: str) -> None:
-    calls = use_answer(monkeypatch, ProviderAnswer(f"{app_origin}/settings?tab=email&emailConnection=connected#top",
+    calls = use_answer(monkeypatch, api, ProviderAnswer(f"{app_origin}/settings?tab=email&emailConnection=connected#top",
                                                    TOKEN, None))
     response = await api.http.get("/oauth/outlook/callback", params={"code": "SECRET-CODE", "state": "st"})
     assert response.status_code == 303
@@ -52,7 +52,7 @@ async def test_signed_in_redirects_back_to_the_app_with_a_flow_token(
 
 
 async def test_failure_redirects_with_a_reason(api: Api, monkeypatch: pytest.MonkeyPatch, app_origin: str) -> None:
-    use_answer(monkeypatch, ProviderAnswer(f"{app_origin}/settings", None, "access_denied\r\n<script>"))
+    use_answer(monkeypatch, api, ProviderAnswer(f"{app_origin}/settings", None, "access_denied\r\n<script>"))
     response = await api.http.get("/oauth/gmail/callback", params={"error": "access_denied", "state": "st"})
     assert response.status_code == 303
     query = parse_qs(urlsplit(response.headers["location"]).query)
@@ -60,7 +60,7 @@ async def test_failure_redirects_with_a_reason(api: Api, monkeypatch: pytest.Mon
 
 
 async def test_the_api_s_own_origin_is_always_a_valid_return(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_answer(monkeypatch, ProviderAnswer(f"{api.settings.public_base_url}/connected", TOKEN, None))
+    use_answer(monkeypatch, api, ProviderAnswer(f"{api.settings.public_base_url}/connected", TOKEN, None))
     response = await api.http.get("/oauth/gmail/callback", params={"code": "c", "state": "st"})
     assert response.status_code == 303
     assert response.headers["location"] == f"{api.settings.public_base_url}/connected?emailConnectionFlow={TOKEN}"
@@ -82,7 +82,7 @@ async def test_a_return_address_outside_the_allowed_origins_is_never_followed(
         api: Api, monkeypatch: pytest.MonkeyPatch, app_origin: str, return_to: str) -> None:
     """Defence in depth: a stored return address is checked again before redirecting (the
     settings may have changed since, or the row was tampered with)."""
-    use_answer(monkeypatch, ProviderAnswer(return_to, TOKEN, None))
+    use_answer(monkeypatch, api, ProviderAnswer(return_to, TOKEN, None))
     response = await api.http.get("/oauth/outlook/callback", params={"code": "c", "state": "st"})
     assert not response.is_redirect and "location" not in response.headers
     assert response.status_code == 400 and "not connected" in response.text
@@ -134,7 +134,7 @@ async def test_the_callback_connects_nothing_and_parks_the_answer_encrypted(api:
 
 
 async def test_without_return_to_the_page_says_how_to_finish(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_answer(monkeypatch, ProviderAnswer(None, TOKEN, None))
+    use_answer(monkeypatch, api, ProviderAnswer(None, TOKEN, None))
     response = await api.http.get("/oauth/outlook/callback", params={"code": "SECRET-CODE", "state": "st"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -145,7 +145,7 @@ async def test_without_return_to_the_page_says_how_to_finish(api: Api, monkeypat
     assert "frame-ancestors 'none'" in csp and "script-src 'nonce-" in csp and "unsafe-inline" not in csp
     assert response.headers["cache-control"] == "no-store" and response.headers["referrer-policy"] == "no-referrer"
 
-    use_answer(monkeypatch, ProviderAnswer(None, None, "<b>invalid_grant</b>"))
+    use_answer(monkeypatch, api, ProviderAnswer(None, None, "<b>invalid_grant</b>"))
     response = await api.http.get("/oauth/outlook/callback", params={"code": "SECRET-CODE", "state": "st"})
     assert response.status_code == 400
     assert "not connected" in response.text.lower()
@@ -159,7 +159,7 @@ async def test_unknown_provider_is_404(api: Api) -> None:
 
 async def test_form_post_answer(api: Api, monkeypatch: pytest.MonkeyPatch, app_origin: str) -> None:
     """Microsoft's response_mode=form_post: the code arrives in a POSTed form, not the URL."""
-    calls = use_answer(monkeypatch, ProviderAnswer(f"{app_origin}/settings", TOKEN, None))
+    calls = use_answer(monkeypatch, api, ProviderAnswer(f"{app_origin}/settings", TOKEN, None))
     response = await api.http.post("/oauth/outlook/callback",
                                    data={"code": "SECRET-CODE", "state": "st", "session_state": "s1"})
     assert response.status_code == 303
@@ -169,7 +169,7 @@ async def test_form_post_answer(api: Api, monkeypatch: pytest.MonkeyPatch, app_o
 
 
 async def test_a_post_that_is_not_a_sign_in_answer_is_refused(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = use_answer(monkeypatch, ProviderAnswer(None, TOKEN, None))
+    calls = use_answer(monkeypatch, api, ProviderAnswer(None, TOKEN, None))
     as_json = await api.http.post("/oauth/outlook/callback", json={"code": "c", "state": "st"})
     too_big = await api.http.post("/oauth/outlook/callback", data={"code": "c" * 20_000, "state": "st"})
     assert (as_json.status_code, too_big.status_code) == (400, 400)

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from api.app import create_app
+from emailsync.asgi import create_app
 from sync_engine.logging_setup import build_handler
 from sync_engine.settings import Settings
 from tests.support.private_redis import PrivateRedis

@@ -8,7 +8,7 @@ import uuid
 import httpx
 from sqlalchemy import event
 
-from api.app import create_app
+from emailsync.asgi import create_app
 from sync_engine.events import DomainEvent, EventType
 from tests.integration.api.conftest import Api, build_runtime, close_runtime, start_server
 from tests.integration.api.test_threads import count_statements

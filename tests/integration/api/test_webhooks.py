@@ -22,20 +22,20 @@ async def test_graph_validation_handshake(api: Api) -> None:
 
 async def test_graph_notification_is_accepted(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.notifications", accept_push=calls.recorder("accept_push", 1))
+    patch_service(monkeypatch, api, "notifications", accept_push=calls.recorder("accept_push", 1))
     body = b'{"value":[{"subscriptionId":"s1","clientState":"secret","changeType":"created"}]}'
     response = await api.http.post("/webhooks/graph?tenant=x", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 202
     (_, args, _), = calls.calls
-    assert args[1] is Provider.OUTLOOK
-    assert args[2]["content-type"] == "application/json"
-    assert args[3] == {"tenant": "x"}
-    assert args[4] == body
+    assert args[0] is Provider.OUTLOOK
+    assert args[1]["content-type"] == "application/json"
+    assert args[2] == {"tenant": "x"}
+    assert args[3] == body
 
 
 async def test_graph_notification_rejected_is_400(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.notifications", accept_push=calls.recorder("accept_push", error=PushRejected("bad clientState")))
+    patch_service(monkeypatch, api, "notifications", accept_push=calls.recorder("accept_push", error=PushRejected("bad clientState")))
     response = await api.http.post("/webhooks/graph", content=b'{"value":[]}')
     assert response.status_code == 400
     assert "clientState" not in response.text
@@ -43,25 +43,25 @@ async def test_graph_notification_rejected_is_400(api: Api, monkeypatch: pytest.
 
 async def test_gmail_push(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.notifications", accept_push=calls.recorder("accept_push", 1))
+    patch_service(monkeypatch, api, "notifications", accept_push=calls.recorder("accept_push", 1))
     body = b'{"message":{"data":"eyJlbWFpbEFkZHJlc3MiOiJhQGIuY29tIiwiaGlzdG9yeUlkIjoxfQ=="},"subscription":"s"}'
     response = await api.http.post("/webhooks/gmail", content=body, headers={"Authorization": "Bearer oidc"})
     assert response.status_code == 202
     (_, args, _), = calls.calls
-    assert args[1] is Provider.GMAIL
-    assert args[2]["authorization"] == "Bearer oidc"
+    assert args[0] is Provider.GMAIL
+    assert args[1]["authorization"] == "Bearer oidc"
 
 
 async def test_gmail_push_rejected_is_401(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.notifications", accept_push=calls.recorder("accept_push", error=PushRejected("bad jwt")))
+    patch_service(monkeypatch, api, "notifications", accept_push=calls.recorder("accept_push", error=PushRejected("bad jwt")))
     response = await api.http.post("/webhooks/gmail", content=b"{}")
     assert response.status_code == 401
 
 
 async def test_oversized_push_is_413(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls()
-    patch_service(monkeypatch, "sync_engine.services.notifications", accept_push=calls.recorder("accept_push", 1))
+    patch_service(monkeypatch, api, "notifications", accept_push=calls.recorder("accept_push", 1))
     response = await api.http.post("/webhooks/graph", content=b"x" * (1024 * 1024 + 1))
     assert response.status_code == 413
     assert calls.calls == []

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from httpx_ws import AsyncWebSocketSession, WebSocketDisconnect, aconnect_ws
 
-from api.app import create_app
 from api.auth import mint_dev_token
 from api.ws_sessions import REVOCATION_POLL_SECONDS
+from emailsync.asgi import create_app
 from tests.integration.api.conftest import Api, start_server
 from tests.integration.api.test_api_keys import REVOKE, create_key
 

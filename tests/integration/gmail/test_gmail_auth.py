@@ -73,13 +73,6 @@ async def test_stale_expiry_refreshes_before_the_call(provider, world, mailbox, 
     assert [r["status"] for r in gmail_calls] == [200]  # no 401 first: refreshed ahead of time
 
 
-async def test_revoked_grant_raises_auth_revoked(connected, control):
-    account, client = connected
-    control.post(f"/mailboxes/{account.address}/revoke")
-    with pytest.raises(AuthRevokedError):
-        [page async for page in client.sync(None)]
-
-
 async def test_disconnect_revokes_the_grant(provider, world, mailbox, refreshed):
     account = await world.sign_in(mailbox)
     await provider.revoke(account.tokens)

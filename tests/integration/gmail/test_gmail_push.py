@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sync_engine.domain import ChangeKind, PushKind
 from sync_engine.providers.base import PushRejected
-from sync_engine.providers.gmail import build_gmail_provider
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def topic() -> str:
 
 @pytest.fixture
 def push_provider(world, topic):
-    built = build_gmail_provider(world.settings(gmail_pubsub_topic=topic))
+    built = world.build_provider(gmail_pubsub_topic=topic)
     yield built
     built.auth.close()
 
@@ -43,7 +42,7 @@ async def watched(push_provider, world, mailbox, refreshed):
 
 
 async def test_watch_registers_inbox_and_sent_and_stop_removes_it(push_provider, world, mailbox, refreshed, topic):
-    account, client, state = await watched(push_provider, world, mailbox, refreshed)
+    _, client, state = await watched(push_provider, world, mailbox, refreshed)
     try:
         assert state.subscription_id is None
         assert datetime.now(UTC) + timedelta(days=6, hours=23) < state.expires_at <= datetime.now(UTC) + timedelta(days=7)
@@ -61,7 +60,7 @@ async def test_watch_registers_inbox_and_sent_and_stop_removes_it(push_provider,
 
 async def test_a_push_signed_by_google_is_accepted(push_provider, world, mailbox, refreshed, topic, push_receiver):
     world.subscribe(topic, push_receiver.url, audience(world))
-    account, client, _ = await watched(push_provider, world, mailbox, refreshed)
+    _, client, _ = await watched(push_provider, world, mailbox, refreshed)
     try:
         cursor = [p async for p in client.sync(None)][-1].cursor
         arrived = world.inbound(mailbox, subject="push me", text="x")

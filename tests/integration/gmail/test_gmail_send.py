@@ -145,15 +145,6 @@ async def test_crash_between_checkpoint_and_send_sends_exactly_once(connected, w
     assert again.provider_id == sent.provider_id and len(sends(world, account.address)) == 1
 
 
-async def test_header_injection_is_refused_before_any_call(connected, world, checkpoint_factory, control):
-    account, client = connected
-    control.delete("/requests")
-    checkpoint = checkpoint_factory()
-    with pytest.raises(ValueError):
-        await client.send(outgoing(account.address, subject="Hi\r\nBcc: victim@example.com"), checkpoint)
-    assert checkpoint.saves == [] and world.requests(account.address) == []
-
-
 async def test_sent_copy_syncs_once_with_our_message_id(connected, world, checkpoint_factory):
     account, client = connected
     cursor = [p async for p in client.sync(None)][-1].cursor

@@ -78,15 +78,6 @@ async def test_expired_access_token_is_refreshed_persisted_and_used(connected, c
     assert 401 in statuses and statuses[-1] == 200
 
 
-async def test_revoked_grant_raises_auth_revoked_on_refresh(connected, control, refreshed):
-    account, client = connected
-    assert control.post(f"/mailboxes/{account.address}/revoke").status_code == 200
-    with pytest.raises(AuthRevokedError):
-        async for _ in client.sync(None):
-            pass
-    assert refreshed.calls == []
-
-
 async def test_refresh_with_a_revoked_token_directly(provider, world, mailbox, control):
     account = await world.sign_in(mailbox)
     fresh = await provider.auth.refresh(account.tokens.refresh_token)

@@ -165,11 +165,3 @@ async def test_graph_refusal_is_permanent(connected, world, checkpoint_factory):
     with pytest.raises(PermanentSendError):
         await client.send(outgoing(account), checkpoint_factory())
     assert world.messages(account.address, "sentitems") == []
-
-
-async def test_header_injection_is_refused_before_any_call(connected, world, checkpoint_factory):
-    account, client = connected
-    world.control.delete("/requests")
-    with pytest.raises(ValueError):
-        await client.send(outgoing(account, subject="Hi\r\nBcc: victim@example.com"), checkpoint_factory())
-    assert world.requests(account.address) == []

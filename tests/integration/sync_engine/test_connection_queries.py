@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from db.engine import create_engine, create_sessionmaker
 from db.models import EmailConnection
-from sync_engine.services.connections import unretired_connections
+from db.repositories.connections import unretired_connection_ids
+from db.repositories.tenancy import user_addresses
 from tests.support.rows import account_with_user
 
 
@@ -29,7 +28,8 @@ async def test_only_non_current_connections_still_holding_tokens(database_url: s
             connection("new@x.test", current=True, tokens="ciphertext")
             await session.flush()
             lost_id = lost.id
-        assert await unretired_connections(SimpleNamespace(sessions=sessions)) == [lost_id]  # type: ignore[arg-type]
+        async with sessions() as session:
+            assert await unretired_connection_ids(session) == [lost_id]
     finally:
         await engine.dispose()
 
@@ -37,7 +37,6 @@ async def test_only_non_current_connections_still_holding_tokens(database_url: s
 async def test_colleague_mailbox_addresses_fold_case_beyond_ascii(database_url: str) -> None:
     """Confidentiality matches colleagues' mailboxes case-insensitively, "Ü" included
     (SQLite's lower() folds ASCII only)."""
-    from db.repositories.mailbox_sync import user_addresses
 
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)

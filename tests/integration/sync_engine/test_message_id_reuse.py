@@ -9,7 +9,6 @@ inbound mail without a sender are stored or reported, never a page that fails fo
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -62,7 +61,7 @@ async def _setup(sessions: Any) -> EmailConnection:
 
 
 async def _apply(sessions: Any, conn: EmailConnection, changes: list[MailChange], cursor: str) -> None:
-    importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _NoDownloads())  # type: ignore[arg-type]
+    importer = PageImporter(sessions, utcnow, conn, _NoDownloads())
     await importer.apply(SyncPage(changes, {"inbox": cursor}), "me", timedelta(minutes=5))
 
 

@@ -4,7 +4,6 @@ the send checkpoint is fenced by the attempt number (real database, both kinds).
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import update
@@ -18,7 +17,6 @@ from tests.support.rows import account_with_user
 async def test_a_superseded_attempt_cannot_save_its_checkpoint(database_url: str) -> None:
     engine = create_engine(database_url)
     sessions = create_sessionmaker(engine)
-    rt = SimpleNamespace(sessions=sessions)  # all the checkpoint uses of the runtime
     try:
         async with sessions.begin() as session:
             account, user = await account_with_user(session, bcc=f"fence-{uuid.uuid4().hex[:6]}@bcc.test")
@@ -31,7 +29,7 @@ async def test_a_superseded_attempt_cannot_save_its_checkpoint(database_url: str
             await session.flush()
             item = OutboxItem(sub_account_id=account.id, message_id=message.id, route="sub_account", attempts=1)
             session.add(item)
-        first = OutboxCheckpoint(rt, item)  # type: ignore[arg-type]
+        first = OutboxCheckpoint(sessions, item)
         # The first attempt's lease lapsed and another worker claimed the item again.
         async with sessions.begin() as session:
             await session.execute(update(OutboxItem).where(OutboxItem.id == item.id).values(attempts=2))
@@ -40,7 +38,7 @@ async def test_a_superseded_attempt_cannot_save_its_checkpoint(database_url: str
         async with sessions() as session:
             assert (await session.get(OutboxItem, item.id)).checkpoint == {}  # type: ignore[union-attr]
         item.attempts = 2
-        await OutboxCheckpoint(rt, item).save({"smtp": "data_sent"})  # type: ignore[arg-type]
+        await OutboxCheckpoint(sessions, item).save({"smtp": "data_sent"})
         async with sessions() as session:
             assert (await session.get(OutboxItem, item.id)).checkpoint == {"smtp": "data_sent"}  # type: ignore[union-attr]
     finally:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from db.base import utcnow
 from db.engine import create_engine, create_sessionmaker
 from db.models import (
     Attachment,
@@ -25,6 +25,7 @@ from db.models import (
     Thread,
     User,
 )
+from db.repositories import page_import as page_import_repo
 from sync_engine.domain import (
     Address,
     AttachmentData,
@@ -105,7 +106,7 @@ async def test_a_page_whose_messages_depend_on_each_other(database_url: str) -> 
     sessions = create_sessionmaker(engine)
     try:
         conn = await _setup(sessions)
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, _Client())
         page = [
             # A new thread from a contact, then the owner's reply in the same conversation...
             _mail("a", sender=ANN, to=[OWNER], key="conv-1", minutes=1),
@@ -190,7 +191,7 @@ async def test_crm_sent_copy_is_adopted_and_its_conversation_joins_on_the_same_p
             s.add(Message(sub_account_id=conn.sub_account_id, thread_id=thread.id, connection_id=conn.id,
                           direction="outbound", origin="crm", status="queued", message_id_header="<crm-1@biz.test>",
                           subject="Offer", is_read=True, sent_at=T0))
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, _Client())
         events = await _apply(importer, [
             _mail("sent-1", sender=OWNER, to=["stranger@other.test"], folder=Folder.SENT, key="conv-crm",
                   mid="<crm-1@biz.test>", read=True, minutes=1),
@@ -220,7 +221,7 @@ async def test_dry_run_downloads_only_attachments_of_mail_that_will_sync(databas
     try:
         conn = await _setup(sessions)
         client = _Client()
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, client)  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, client)
 
         def pdf(att_id: str) -> list[AttachmentData]:
             return [AttachmentData("offer.pdf", "application/pdf", len(PDF), provider_attachment_id=att_id)]
@@ -248,7 +249,7 @@ async def test_a_page_is_not_stored_without_the_lease(database_url: str) -> None
     sessions = create_sessionmaker(engine)
     try:
         conn = await _setup(sessions)
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, _Client())
         with pytest.raises(LeaseLost):
             await importer.apply(SyncPage([_mail("a", sender=ANN, to=[OWNER])], {"inbox": "1"}), "someone-else",
                                  timedelta(minutes=5))
@@ -277,7 +278,7 @@ async def test_a_conversation_key_owned_by_another_thread_is_not_taken(database_
                           direction="outbound", origin="crm", status="sent", message_id_header="<crm-2@biz.test>",
                           subject="Answer", is_read=True, sent_at=T0))
             theirs_id, ours_id = theirs.id, ours.id
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, _Client())
         await _apply(importer, [_mail("sent-2", sender=OWNER, to=[ANN], folder=Folder.SENT, key="conv-x",
                                       mid="<crm-2@biz.test>", read=True, minutes=1)], "1")
         state = await _state(sessions, conn.id)
@@ -306,7 +307,7 @@ async def test_a_sender_who_becomes_a_contact_between_the_phases_keeps_the_attac
                 return contents
 
         client = _Client()
-        importer = ContactCreatedMeanwhile(SimpleNamespace(sessions=sessions), conn, client)  # type: ignore[arg-type]
+        importer = ContactCreatedMeanwhile(sessions, utcnow, conn, client)
         await _apply(importer, [_mail("n1", sender=newcomer, to=[OWNER], key="conv-n", attachments=[
             AttachmentData("offer.pdf", "application/pdf", len(PDF), provider_attachment_id="att-n")])], "1")
         assert client.fetched == [("n1", "att-n")]
@@ -327,7 +328,7 @@ async def test_a_read_state_waiting_to_be_written_back_is_not_undone_by_the_mail
     sessions = create_sessionmaker(engine)
     try:
         conn = await _setup(sessions)
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, _Client())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, _Client())
         await _apply(importer, [_mail("r1", sender=ANN, to=[OWNER], key="conv-r"),
                                 _mail("r2", sender=ANN, to=[OWNER], key="conv-r", minutes=1)], "1")
         async with sessions.begin() as s:  # what markThreadRead commits
@@ -339,5 +340,45 @@ async def test_a_read_state_waiting_to_be_written_back_is_not_undone_by_the_mail
         assert state["messages"]["r1"].is_read is True  # pending: kept
         assert state["messages"]["r2"].is_read is False  # written back already: the mailbox's change counts
         assert events == [(EventType.MESSAGE_UPDATED, str(state["messages"]["r2"].id))]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_sent_copy_linked_by_the_outbox_during_the_page_is_not_reported_as_a_copy(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox records the provider id of a CRM send (its Sent copy) while a sync pass is
+    reading the page that holds that very copy: the pass's lookup by provider id ran just
+    before the outbox committed, its lookup by Message-ID just after (each statement sees
+    the latest commit). The copy is the CRM message itself, not a second copy to report."""
+    engine = create_engine(database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        conn = await _setup(sessions)
+        async with sessions.begin() as s:
+            thread = Thread(sub_account_id=conn.sub_account_id, user_id=conn.user_id, connection_id=conn.id,
+                            subject="Quote", message_count=1, last_message_at=T0)
+            s.add(thread)
+            await s.flush()
+            crm = Message(sub_account_id=conn.sub_account_id, thread_id=thread.id, connection_id=conn.id,
+                          direction="outbound", origin="crm", status="queued", message_id_header="<crm-9@biz.test>",
+                          subject="Quote", is_read=True, sent_at=T0)
+            s.add(crm)
+        lookup_by_provider_id = page_import_repo.messages_by_provider_ids
+
+        async def outbox_commits_right_after(*args: Any, **kwargs: Any) -> Any:
+            found = await lookup_by_provider_id(*args, **kwargs)
+            async with sessions.begin() as s:  # the outbox's record of the send, in its own transaction
+                sent = await s.get(Message, crm.id)
+                assert sent is not None
+                sent.provider_message_id, sent.status = "sent-9", "sent"
+            return found
+
+        monkeypatch.setattr(page_import_repo, "messages_by_provider_ids", outbox_commits_right_after)
+        importer = PageImporter(sessions, utcnow, conn, _Client())
+        await _apply(importer, [_mail("sent-9", sender=OWNER, to=[ANN], folder=Folder.SENT, mid="<crm-9@biz.test>",
+                                      read=True, minutes=1)], "1")
+        state = await _state(sessions, conn.id)
+        assert state["skips"] == []
+        assert state["messages"]["sent-9"].id == crm.id
     finally:
         await engine.dispose()

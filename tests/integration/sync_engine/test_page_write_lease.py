@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 from sqlalchemy import update
 
@@ -40,7 +39,7 @@ async def test_a_slow_download_does_not_shorten_the_lease_the_heartbeat_renewed(
 
     try:
         conn = await _setup(sessions)
-        importer = PageImporter(SimpleNamespace(sessions=sessions), conn, SlowClient())  # type: ignore[arg-type]
+        importer = PageImporter(sessions, utcnow, conn, SlowClient())
         attachment = AttachmentData("offer.pdf", "application/pdf", len(PDF), provider_attachment_id="att-1")
         await importer.apply(SyncPage([_mail("a", sender=ANN, to=[OWNER], attachments=[attachment])], {"inbox": "1"}),
                              "me", LEASE)

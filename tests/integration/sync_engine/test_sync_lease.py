@@ -7,7 +7,7 @@ from datetime import timedelta
 from db.base import utcnow
 from db.engine import create_engine, create_sessionmaker
 from db.models import EmailConnection
-from db.repositories import mailbox_sync as repo
+from db.repositories import connections as repo
 from tests.support.rows import account_with_user
 
 

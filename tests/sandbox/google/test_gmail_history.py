@@ -3,6 +3,8 @@ filters, paging, rising non-contiguous ids, and 404 once history expired."""
 
 from __future__ import annotations
 
+import itertools
+
 
 def _history(sam, start: str, **params) -> dict:
     return sam.get("/history", "ListHistoryResponse", params={"startHistoryId": start, **params})
@@ -32,7 +34,7 @@ def test_added_label_and_deleted_records(gmail, deliver, control):
 
     ids = [int(r["id"]) for r in records]
     assert ids == sorted(ids) and int(start) < ids[0] and ids[-1] == int(body["historyId"])
-    assert any(b - a > 1 for a, b in zip(ids, ids[1:]))  # ids are not contiguous, as Google warns
+    assert any(b - a > 1 for a, b in itertools.pairwise(ids))  # ids are not contiguous, as Google warns
     assert int(sam.profile()["historyId"]) == ids[-1]
 
     # Starting from a record's id returns what came after it.

@@ -114,7 +114,7 @@ def test_batch_round_trip(gmail, deliver, control, sandbox_server, newline):
     assert [(cid, status) for cid, status, _ in results] == [
         ("<response-b29c5de2+1>", 200), ("<response-b29c5de2+2>", 200), ("<response-b29c5de2+3>", 200),
         ("<response-b29c5de2+4>", 404)]
-    for _, status, payload in results[:3]:
+    for _, _status, payload in results[:3]:
         sam.discovery.validate(payload, "Message")
     assert results[0][2]["payload"]["headers"] and "parts" not in results[0][2]["payload"]
     assert results[1][2]["payload"]["mimeType"] == "text/plain" and results[1][2]["payload"]["body"]["data"]

@@ -153,7 +153,7 @@ def test_consent_revoked_in_the_account(sandbox_server, control, gmail):
         token=None, refresh_token=sam.tokens["refresh_token"], token_uri=sandbox_server.base_url + "/token",
         client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
     )
-    with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant: Token has been expired or revoked."):
+    with pytest.raises(google.auth.exceptions.RefreshError, match=r"invalid_grant: Token has been expired or revoked\."):
         credentials.refresh(_request(sandbox_server))
 
 

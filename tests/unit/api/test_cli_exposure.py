@@ -33,7 +33,7 @@ def test_the_commands_refuse_to_start(command: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMAILSYNC_")}
     env.update(EMAILSYNC_PUBLIC_BASE_URL="https://sync.example.com", EMAILSYNC_ENCRYPTION_KEYS=KEY,
                EMAILSYNC_REDIS_URL="redis://127.0.0.1:1/0")
-    done = subprocess.run([sys.executable, "-m", "api.cli", command], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "emailsync.cli", command], check=False, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "EMAILSYNC_JWT_KEY" in done.stderr and "EMAILSYNC_ENCRYPTION_KEYS" not in done.stderr
     assert DEV_JWT_KEY not in done.stderr + done.stdout and KEY not in done.stderr + done.stdout

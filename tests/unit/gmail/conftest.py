@@ -26,6 +26,7 @@ import pytest
 from sync_engine.domain import TokenSet
 from sync_engine.providers.gmail.gmail_client import GmailClient
 from tests.support.samples import read_sample_text, sample_loader
+from tests.support.sleeps import RecordingSleep
 
 BASE = "https://gmail.test"
 
@@ -297,32 +298,19 @@ class FakeGmail:
         return httpx.Response(200, json={"id": mid, "threadId": message["threadId"], "labelIds": ["SENT"]})
 
 
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
-class Sleeps:
-    """Records requested sleeps instead of sleeping (the clock is not under test)."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
 def fake_gmail() -> FakeGmail:
     return FakeGmail()
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> RecordingSleep:
+    """The clients' sleep: records requested delays instead of waiting them out."""
+    return RecordingSleep()
 
 
 @pytest.fixture
-def make_api(sleeps: Sleeps):
+def make_api(sleeps: RecordingSleep):
     """A GmailClient on a transport (default: the FakeGmail fixture's)."""
     clients: list[GmailClient] = []
 

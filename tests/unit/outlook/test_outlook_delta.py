@@ -11,6 +11,7 @@ import pytest
 from sync_engine.domain import ChangeKind, CursorExpiredError, Folder, TokenSet
 from sync_engine.providers.outlook.graph_client import GraphClient
 from sync_engine.providers.outlook.sync import DeltaSync
+from tests.support.sleeps import RecordingSleep
 
 BASE = "https://graph.microsoft.com/v1.0"
 SENT_DELTA = f"{BASE}/me/mailFolders('sent')/messages/delta?$deltatoken=SENT1"
@@ -23,6 +24,7 @@ def client_for(handler):
         refresher=None,
         on_tokens_refreshed=None,
         transport=httpx.MockTransport(handler),
+        sleep=RecordingSleep(),  # a retry would not really wait
     )
 
 

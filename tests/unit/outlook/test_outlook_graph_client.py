@@ -1,12 +1,12 @@
 """GraphClient: Retry-After, throttling, token refresh, limits and error mapping.
 
 Driven through httpx's in-memory transport: the client code under test is the real one.
+Its waits go to a recording sleep: the tests assert the delays asked for, not spend them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -22,6 +22,7 @@ from sync_engine.domain import (
     TokenSet,
 )
 from sync_engine.providers.outlook.graph_client import GraphClient, GraphError, parse_retry_after
+from tests.support.sleeps import RecordingSleep
 
 BASE = "https://graph.test/v1.0"
 
@@ -30,13 +31,14 @@ def tokens(access="at-1", *, expires_in=3600, refresh="rt-1"):
     return TokenSet(access, refresh, datetime.now(UTC) + timedelta(seconds=expires_in), "Mail.ReadWrite")
 
 
-def make_client(handler, *, tok=None, refresher=None, on_refreshed=None, **kw):
+def make_client(handler, *, tok=None, refresher=None, on_refreshed=None, sleep=None, **kw):
     return GraphClient(
         BASE,
         tok or tokens(),
         refresher=refresher,
         on_tokens_refreshed=on_refreshed,
         transport=httpx.MockTransport(handler),
+        sleep=sleep or RecordingSleep(),
         **kw,
     )
 
@@ -73,61 +75,67 @@ def test_retry_after_http_date():
 
 async def test_429_with_fractional_retry_after_is_waited_then_succeeds():
     calls = []
+    sleeps = RecordingSleep()
 
     def handler(request):
-        calls.append(time.monotonic())
+        calls.append(list(sleeps.calls))  # what the client had waited before this request
         if len(calls) == 1:
             return graph_error(429, "TooManyRequests", {"Retry-After": "0.3"})
         return httpx.Response(200, json={"ok": True})
 
-    client = make_client(handler)
+    client = make_client(handler, sleep=sleeps)
     assert await client.get_json("/me") == {"ok": True}
-    assert len(calls) == 2
-    assert calls[1] - calls[0] >= 0.3
+    assert calls == [[], [pytest.approx(0.3)]]  # the retry went out after the wait, not before
     await client.aclose()
 
 
 async def test_503_without_retry_after_backs_off_and_retries():
     statuses = iter([503, 503, 200])
+    sleeps = RecordingSleep()
 
     def handler(request):
         status = next(statuses)
         return httpx.Response(status, json={} if status == 200 else {"error": {"code": "ServiceUnavailable"}})
 
-    client = make_client(handler)
+    client = make_client(handler, sleep=sleeps)
     assert await client.get_json("/me") == {}
+    # Exponential backoff with jitter: 0.5 s then 1 s, each within 20 %.
+    assert len(sleeps.calls) == 2
+    assert 0.4 <= sleeps.calls[0] <= 0.6 and 0.8 <= sleeps.calls[1] <= 1.2
     await client.aclose()
 
 
 async def test_throttling_budget_spent_raises_throttled_error():
     count = 0
+    sleeps = RecordingSleep()
 
     def handler(request):
         nonlocal count
         count += 1
         return graph_error(429, "TooManyRequests", {"Retry-After": "0.01"})
 
-    client = make_client(handler, max_attempts=3)
+    client = make_client(handler, max_attempts=3, sleep=sleeps)
     with pytest.raises(ThrottledError) as info:
         await client.get_json("/me")
     assert count == 3
+    assert sleeps.calls == [pytest.approx(0.01)] * 2  # between the attempts, not after the last
     assert info.value.retry_after == pytest.approx(0.01)
     await client.aclose()
 
 
 async def test_long_retry_after_is_not_slept_in_process():
     count = 0
+    sleeps = RecordingSleep()
 
     def handler(request):
         nonlocal count
         count += 1
         return graph_error(429, "TooManyRequests", {"Retry-After": "300"})
 
-    client = make_client(handler, max_wait=30)
-    started = time.monotonic()
+    client = make_client(handler, max_wait=30, sleep=sleeps)
     with pytest.raises(ThrottledError) as info:
         await client.get_json("/me")
-    assert time.monotonic() - started < 1
+    assert sleeps.calls == []  # left to the job queue's deferral
     assert count == 1 and info.value.retry_after == 300.0
     await client.aclose()
 
@@ -301,9 +309,11 @@ async def test_transport_errors_retry_gets_but_never_replay_posts():
             raise httpx.ReadError("reset", request=request)
         return httpx.Response(200, json={})
 
-    client = make_client(handler)
+    sleeps = RecordingSleep()
+    client = make_client(handler, sleep=sleeps)
     assert await client.get_json("/me") == {}
     with pytest.raises(ProviderError):
         await client.request("POST", "/me/messages/x/send", content=b"")
     assert attempts == {"GET": 2, "POST": 1}
+    assert len(sleeps.calls) == 1 and 0.4 <= sleeps.calls[0] <= 0.6  # one backoff, before the GET's retry
     await client.aclose()

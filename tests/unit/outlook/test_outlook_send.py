@@ -18,6 +18,7 @@ from sync_engine.domain import (
 )
 from sync_engine.providers.outlook.graph_client import GraphClient
 from sync_engine.providers.outlook.send import send_message
+from tests.support.sleeps import RecordingSleep
 
 BASE = "https://graph.test/v1.0"
 
@@ -47,7 +48,7 @@ def outgoing(**overrides):
 
 def graph(handler):
     return GraphClient(BASE, TokenSet("at", "rt", None), refresher=None, on_tokens_refreshed=None,
-                       transport=httpx.MockTransport(handler))
+                       transport=httpx.MockTransport(handler), sleep=RecordingSleep())
 
 
 def no_calls(request):  # pragma: no cover - reaching it fails the test

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from api.devtools.sandbox_process import sandbox_settings_env, start_sandbox
-from api.devtools.seed import DEMO_USERS, DemoRelay, seed_demo
+from emailsync.devtools.sandbox_process import sandbox_settings_env, start_sandbox
+from emailsync.devtools.seed import DEMO_USERS, DemoRelay, seed_demo
 
 
 def _dev_key(state_dir: Path) -> str:
@@ -35,9 +35,9 @@ def run_dev_stack(state_dir: Path, *, host: str, port: int, sandbox_port: int) -
         os.environ.setdefault("EMAILSYNC_DATABASE_URL", env["EMAILSYNC_DATABASE_URL"])
         os.environ.pop("EMAILSYNC_REDIS_URL", None)  # embedded queue and memory broadcast
 
-        from api.app import create_app
         from api.auth import mint_dev_token
         from db.migrate import upgrade
+        from emailsync.asgi import create_app
         from sync_engine.settings import get_settings
 
         get_settings.cache_clear()

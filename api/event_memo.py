@@ -26,17 +26,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from sync_engine.runtime import Runtime
+from api.dependencies import ApiDependencies
 
 T = TypeVar("T")
-Fetch = Callable[[Runtime, uuid.UUID, list[uuid.UUID]], Awaitable[list[Any]]]
+Fetch = Callable[[ApiDependencies, uuid.UUID, list[uuid.UUID]], Awaitable[list[Any]]]
 
 TTL_SECONDS = 5.0
 MAX_SCOPES = 1024
 
 
 class EventScope:
-    def __init__(self, rt: Runtime, sub_account_id: uuid.UUID, expires: float) -> None:
+    def __init__(self, rt: ApiDependencies, sub_account_id: uuid.UUID, expires: float) -> None:
         self.sub_account_id = sub_account_id
         self.expires = expires
         self._rt = rt
@@ -77,7 +77,7 @@ class EventScopes:
         self._max = max_scopes
         self._scopes: OrderedDict[tuple[int, uuid.UUID, Hashable], EventScope] = OrderedDict()
 
-    def get(self, rt: Runtime, sub_account_id: uuid.UUID, event_key: Hashable) -> EventScope:
+    def get(self, rt: ApiDependencies, sub_account_id: uuid.UUID, event_key: Hashable) -> EventScope:
         now = time.monotonic()
         # id(rt) cannot be reused while a scope holds ``rt``; it only separates test
         # runtimes sharing a process.

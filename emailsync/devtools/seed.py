@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 from db.engine import create_engine, create_sessionmaker
-from db.models import Contact, SubAccount, SubAccountEmailProvider, User
+from db.models import Contact, SubAccount, User
+from db.repositories import contacts, relays, tenancy
 from sync_engine.crypto import SecretBox
 
 DEMO_AGENCY = "demo-agency"
@@ -52,24 +52,23 @@ async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, g
     sessions = create_sessionmaker(engine)
     try:
         async with sessions.begin() as session:
-            account = await session.scalar(select(SubAccount).where(SubAccount.name == DEMO_SUB_ACCOUNT))
+            account = await tenancy.sub_account_named(session, DEMO_AGENCY, DEMO_SUB_ACCOUNT)
             if account is None:
                 account = SubAccount(agency_id=DEMO_AGENCY, name=DEMO_SUB_ACCOUNT, labs_two_way_sync=True,
                                      bcc_sync_address="sync-demo-realty@bcc.emailsync.example")
-                session.add(account)
-                await session.flush()
+                await tenancy.add_sub_account(session, account)
             users: dict[str, str] = {}
             for email, name, role, _provider in DEMO_USERS:
-                user = await session.scalar(select(User).where(User.sub_account_id == account.id, User.email_normalized == email))
+                user = await tenancy.user_by_email(session, account.id, email)
                 if user is None:
                     user = User(sub_account_id=account.id, email=email, email_normalized=email, name=name, role=role)
-                    session.add(user)
-                    await session.flush()
+                    await tenancy.add_user(session, user)
                 users[email] = str(user.id)
+            known = await contacts.contacts_by_emails(session, account.id, [email for email, _ in DEMO_CONTACTS])
             for email, name in DEMO_CONTACTS:
-                found = await session.scalar(select(Contact).where(Contact.sub_account_id == account.id, Contact.email_normalized == email))
-                if found is None:
-                    session.add(Contact(sub_account_id=account.id, email=email, email_normalized=email, name=name))
+                if email not in known:
+                    await contacts.add_contact(session, Contact(sub_account_id=account.id, email=email,
+                                                                email_normalized=email, name=name))
             await _seed_relay(session, account.id, relay)
             ids = DemoIds(str(account.id), users, account.bcc_sync_address)
     finally:
@@ -89,15 +88,10 @@ async def seed_demo(database_url: str, sandbox_base_url: str, ca_file: str, *, g
 async def _seed_relay(session: Any, sub_account_id: Any, relay: DemoRelay) -> None:
     """Point the sub-account's email provider at this run's SMTP catcher (its port changes
     between runs), unless someone configured another relay by hand."""
-    row = await session.scalar(select(SubAccountEmailProvider).where(
-        SubAccountEmailProvider.sub_account_id == sub_account_id))
+    row = await relays.relay_of(session, sub_account_id)
     if row is not None and row.host != "127.0.0.1":
         return
     values = {"host": "127.0.0.1", "port": relay.port, "tls_mode": "starttls", "username": relay.username,
               "password_ciphertext": SecretBox.from_setting(relay.encryption_keys).encrypt_json(relay.password),
               "from_email": DEMO_RELAY_FROM[0], "from_name": DEMO_RELAY_FROM[1]}
-    if row is None:
-        session.add(SubAccountEmailProvider(sub_account_id=sub_account_id, **values))
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
+    await relays.save_relay(session, sub_account_id, values)

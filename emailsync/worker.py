@@ -16,7 +16,7 @@ The database can go away too: a job that fails because a connection was dropped
 (server restart, ``pg_terminate_backend``) or could not be opened is retried with
 backoff instead of failing (see ``db/engine.py`` for how the pool renews connections).
 
-Also runnable as plain arq (``arq sync_engine.worker.WorkerSettings``), unsupervised.
+Also runnable as plain arq (``arq emailsync.worker.WorkerSettings``), unsupervised.
 """
 
 from __future__ import annotations
@@ -34,21 +34,17 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, create_worker, func
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 
+from emailsync.runtime import job_context, open_runtime
 from sync_engine import metrics
 from sync_engine.arq_queue import ArqQueue, redis_pool
-from sync_engine.jobs import JOBS, PERIODIC, RetryLater
-from sync_engine.logging_setup import job_context
-from sync_engine.runtime import open_runtime
+from sync_engine.job_queue import PERIODIC, RETRY, RetryLater, connection_lost
+from sync_engine.jobs import JOBS
+from sync_engine.logging_setup import job_context as log_context
 from sync_engine.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-MAX_TRIES = 10
-# A periodic safety net that lost the database is tried again soon, but not for long:
-# its next tick comes within seconds anyway.
-CRON_MAX_TRIES = 3
 # Restarts after losing Redis: 0.5 s, 1 s, 2 s ... at most 10 s apart, so a worker is
 # back within seconds of Redis, without hammering a Redis that is down for long.
 RESTART_BACKOFF = ExponentialBackoff(cap=10.0, base=0.5)
@@ -74,26 +70,13 @@ def restart_delay(failures: int) -> float:
     return RESTART_BACKOFF.compute(failures) * random.uniform(1 - RESTART_JITTER, 1 + RESTART_JITTER)
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    """The job failed because a connection dropped or could not be opened (the database's,
-    mostly): a passing condition, worth another try."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, OSError):  # asyncpg's connect errors are raw OSErrors, as are sockets'
-            return True
-        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
-    return False
-
-
-def _arq_job(name: str, job: Any, max_tries: int = MAX_TRIES) -> Any:
+def _arq_job(name: str, job: Any, max_tries: int = RETRY.max_tries) -> Any:
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any) -> Any:
         job_try = int(ctx.get("job_try", 1))
         retry = "failed" if job_try >= max_tries else "retry"  # arq gives up after a last retry
         try:
-            with job_context(ctx.get("job_id"), name):  # every log line of the job carries its id
+            with log_context(ctx.get("job_id"), name):  # every log line of the job carries its id
                 result = await job(ctx, *args)
         except RetryLater as exc:
             metrics.JOB_RUNS.labels(job=name, outcome=retry).inc()
@@ -102,11 +85,11 @@ def _arq_job(name: str, job: Any, max_tries: int = MAX_TRIES) -> Any:
             metrics.JOB_RUNS.labels(job=name, outcome="retry").inc()  # arq runs a cancelled job again
             raise
         except Exception as exc:
-            if not _connection_lost(exc):
+            if not connection_lost(exc):
                 metrics.JOB_RUNS.labels(job=name, outcome="failed").inc()
                 raise
             metrics.JOB_RUNS.labels(job=name, outcome=retry).inc()
-            delay = min(30.0, 2.0 ** (job_try - 1))
+            delay = RETRY.after_connection_loss(job_try)
             log.warning("job %s lost a connection (%s); retrying in %.0f s", name, type(exc).__name__, delay)
             raise Retry(defer=delay) from exc
         metrics.JOB_RUNS.labels(job=name, outcome="ok").inc()
@@ -121,8 +104,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     # Jobs enqueue follow-up jobs through the Worker's own Redis client (arq puts it in
     # ctx): one connection pool per Worker, replaced with it after a Redis outage.
-    queue = ArqQueue(ctx["redis"], settings.queue_name)
-    ctx["runtime"] = await stack.enter_async_context(open_runtime(settings, queue=queue))
+    backend = ArqQueue(ctx["redis"], settings.queue_name)
+    rt = await stack.enter_async_context(open_runtime(settings, backend=backend))
+    ctx["runtime"] = rt
+    ctx.update(job_context(rt))
     ctx["exit_stack"] = stack
 
 
@@ -147,19 +132,25 @@ def _cron_jobs() -> list[Any]:
     # not per queue: without the queue name in it, deployments sharing a Redis would each
     # see the other's tick as already queued, and skip their own.
     queue = get_settings().queue_name
-    return [cron(_arq_job(f"cron:{name}", JOBS[name], CRON_MAX_TRIES).coroutine, name=f"cron:{queue}:{name}",
-                 run_at_startup=True, max_tries=CRON_MAX_TRIES, **_schedule(period))
+    tries = RETRY.periodic_max_tries
+    return [cron(_arq_job(f"cron:{name}", JOBS[name], tries).coroutine, name=f"cron:{queue}:{name}",
+                 run_at_startup=True, max_tries=tries, **_schedule(period))
             for name, period in PERIODIC]
 
 
+def _redis_settings() -> RedisSettings | None:
+    url = get_settings().redis_url
+    return RedisSettings.from_dsn(url) if url else None
+
+
 class WorkerSettings:
-    functions = [_arq_job(name, job) for name, job in JOBS.items()]
+    functions = [_arq_job(str(name), job) for name, job in JOBS.items()]
     cron_jobs = _cron_jobs()
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().queue_name
     # No guessing: `emailsync worker` refuses to start without EMAILSYNC_REDIS_URL (api.preflight).
-    redis_settings = RedisSettings.from_dsn(url) if (url := get_settings().redis_url) else None
+    redis_settings = _redis_settings()
     # Notification-to-subscriber latency: do not let queue polling dominate (DESIGN.md section 5).
     poll_delay = get_settings().queue_poll_delay
     max_jobs = 20
@@ -222,6 +213,7 @@ async def _run_one_worker(stop: asyncio.Event) -> None:
     except BaseException:
         await pool.aclose()
         raise
+    # arq types its settings parameter as a dict, but reads a WorkerSettings class as documented.
     worker = create_worker(WorkerSettings, handle_signals=False, cron_jobs=_cron_jobs(),  # type: ignore[arg-type]
                            redis_pool=pool)
     worker.main_task = main = asyncio.create_task(worker.main(), name="arq-worker")
@@ -248,7 +240,7 @@ async def _close(worker: Worker, grace: float = 0.0, stop: asyncio.Event | None 
     jobs = [task for task in worker.tasks.values() if not task.done()]
     if jobs and grace > 0:
         log.info("letting %d job(s) in flight finish (at most %.0f s)", len(jobs), grace)
-        waits = {asyncio.ensure_future(asyncio.wait(jobs))}
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(asyncio.wait(jobs))}
         stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
         if stopping is not None:
             waits.add(stopping)

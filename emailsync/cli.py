@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from cryptography.fernet import Fernet
+
+if TYPE_CHECKING:
+    from sync_engine.settings import Settings
 
 
 def _fail(message: str) -> NoReturn:
@@ -17,7 +21,7 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
 
     from sync_engine.settings import get_settings
@@ -31,7 +35,7 @@ def _settings():  # type: ignore[no-untyped-def]
         _fail(f"invalid {name}: {first['msg']}")
 
 
-def _preflight(check, settings) -> None:  # type: ignore[no-untyped-def]
+def _preflight(check: Callable[[Settings], None], settings: Settings) -> None:
     """Run a start-up check of api/preflight.py; its failure is one line, not a traceback."""
     from api.preflight import PreflightError
 
@@ -41,7 +45,7 @@ def _preflight(check, settings) -> None:  # type: ignore[no-untyped-def]
         _fail(str(exc))
 
 
-def _refuse_unsafe_exposure(settings) -> None:  # type: ignore[no-untyped-def]
+def _refuse_unsafe_exposure(settings: Settings) -> None:
     """A service with a public URL must not run on development secrets."""
     from sync_engine.settings import exposure_problems
 
@@ -66,9 +70,9 @@ def cmd_migrate(_args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from api.app import create_app
     from api.observability import uvicorn_log_options
     from api.preflight import check_serve
+    from emailsync.asgi import create_app
     from sync_engine.logging_setup import configure_logging
 
     settings = _settings()
@@ -85,22 +89,16 @@ def cmd_worker(_args: argparse.Namespace) -> None:
 
     settings = _settings()
     _refuse_unsafe_exposure(settings)
-    _preflight(check_worker, settings)  # before sync_engine.worker, which reads the Redis URL on import
+    _preflight(check_worker, settings)  # before emailsync.worker, which reads the Redis URL on import
     configure_logging(settings)
     try:
         start_worker_metrics(settings)
     except OSError as exc:
         _fail(f"cannot serve worker metrics on {settings.worker_metrics_host}:{settings.worker_metrics_port} "
               f"({exc.strerror or type(exc).__name__}): check EMAILSYNC_WORKER_METRICS_PORT")
-    from sync_engine import worker
+    from emailsync import worker
 
-    run_forever = getattr(worker, "run_forever", None)  # the supervised loop, where the worker module has it
-    if run_forever is not None:
-        run_forever()
-        return
-    from arq.worker import run_worker
-
-    run_worker(worker.WorkerSettings)  # type: ignore[arg-type]
+    worker.run_forever()
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -116,7 +114,7 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    from api.devtools.devstack import run_dev_stack
+    from emailsync.devtools.devstack import run_dev_stack
 
     run_dev_stack(Path(args.state_dir), host=args.host, port=args.port, sandbox_port=args.sandbox_port)
 

@@ -43,7 +43,7 @@ def start_sandbox(state_dir: Path, port: int = 0, host: str = "127.0.0.1") -> Sa
          "--smtp-port", "0", "--smtps-port", "0"],
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 -- runs before any thread is started (dev CLI)
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

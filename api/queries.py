@@ -26,7 +26,7 @@ from api.types.node import Node
 from api.types.pagination import Connection, connection_from_page, empty_connection, keyset_after
 from api.types.sync_skip import SyncSkip, sync_skip_from_row
 from api.types.thread import Thread, thread_cursor, thread_from_row
-from db.repositories import connections as connection_reads
+from db.repositories import connections as connections_repo
 from db.repositories import contacts, skips, threads
 from db.repositories.paging import clamp_page_size
 
@@ -70,7 +70,7 @@ class Query:
         if viewer.user_id is None:
             return None
         async with info.context.runtime.engine.connect() as conn:
-            row = await connection_reads.current_connection_of_user(conn, viewer.sub_account_id, viewer.user_id)
+            row = await connections_repo.current_connection_of_user(conn, viewer.sub_account_id, viewer.user_id)
         return email_connection_from_row(row) if row is not None else None
 
     @strawberry.field(
@@ -80,7 +80,7 @@ class Query:
     async def email_connections(self, info: Info) -> list[EmailConnection] | None:
         viewer = info.context.require_member()
         async with info.context.runtime.engine.connect() as conn:
-            rows = await connection_reads.current_connections(conn, viewer.sub_account_id)
+            rows = await connections_repo.current_connections(conn, viewer.sub_account_id)
         return [email_connection_from_row(row) for row in rows]
 
     @strawberry.field(

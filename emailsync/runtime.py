@@ -55,11 +55,6 @@ class Runtime:
             settings=self.settings, engine=self.engine, sessions=self.sessions, secrets=self.secrets,
             providers=self.providers, events=self.events, jobs=self.jobs, clock=self.clock, instance=self.instance))
 
-    @property
-    def queue(self) -> JobBackend:
-        """The job backend under the seam (tests drain the inline one)."""
-        return self.jobs.backend
-
 
 def _apply_ca_bundle(settings: Settings) -> None:
     # msal/requests read these; they override any verify= argument (DESIGN.md section 6).

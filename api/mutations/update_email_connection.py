@@ -17,7 +17,7 @@ import strawberry
 from api.context import Info
 from api.mutations.start_email_connection import StartEmailConnectionInput, begin_sign_in
 from api.types.user_errors import EmailConnectionError, service_errors_as
-from db.repositories import connections as connection_reads
+from db.repositories import connections as connections_repo
 from sync_engine.services.errors import ServiceError
 
 
@@ -38,7 +38,7 @@ async def update_email_connection(
 ) -> UpdateEmailConnectionPayload:
     viewer = info.context.require_user()
     async with info.context.runtime.engine.connect() as conn:
-        current = await connection_reads.current_connection_of_user(conn, viewer.sub_account_id, viewer.user_id)
+        current = await connections_repo.current_connection_of_user(conn, viewer.sub_account_id, viewer.user_id)
     if current is None or current.status == "disconnected":
         raise ServiceError("NOT_CONNECTED", "no mailbox is connected: use startEmailConnection")
     return UpdateEmailConnectionPayload(authorization_url=await begin_sign_in(info, input))

@@ -1,6 +1,6 @@
 """A user's connected mailbox, as its owner and the sub-account's admins see it.
 
-Built from ``db.repositories.connection_reads`` rows, which never select token
+Built from ``db.repositories.connections`` display rows, which never select token
 ciphertext, sync cursors or webhook secrets: there is nothing secret to leak here.
 """
 

@@ -174,7 +174,7 @@ async def build_runtime(settings: Settings) -> Runtime:
 
 async def close_runtime(rt: Runtime) -> None:
     await rt.feeds.close()
-    await rt.queue.close()
+    await rt.jobs.close()
     if rt.broadcast is not None:
         await rt.broadcast.disconnect()
     await rt.engine.dispose()

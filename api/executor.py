@@ -41,6 +41,9 @@ from graphql import (
 from graphql.pyutils import Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from api.event_results import shared_execution, subscription_share_key
+from sync_engine import metrics
+
 # Scalars whose coercion rejects anything that is not a proper value of the type (an
 # awaitable or an exception instance included): safe to call before the generic checks.
 # A permissive custom scalar (e.g. JSON) must not be added here.
@@ -143,12 +146,34 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def build_per_event_executor(self, payload: Any) -> Any:
         """A subscription runs each event on a shallow copy, whose root fields are
         collected anew (new ids): memos keyed by field-list id must not be shared with
-        the copy, or they grow with every event for as long as the subscription lives."""
+        the copy, or they grow with every event for as long as the subscription lives.
+        The copy of an event with a shared scope executes once for all subscribers who
+        would get the same answer (``api.event_results``)."""
         executor = super().build_per_event_executor(payload)
         executor._completers = {}
         if hasattr(executor, "_relevant_sub_fields"):  # graphql-core's own memo, same growth
             executor._relevant_sub_fields = {}
+        scope = getattr(payload, "scope", None)
+        if scope is not None:
+            if not hasattr(self, "_share_key"):  # once per subscription
+                self._share_key = subscription_share_key(
+                    self.schema, self.operation, self.fragment_definitions,
+                    getattr(self.variable_values, "coerced", self.variable_values),
+                    getattr(self.context_value, "viewer", None))
+            executor._event_share = (scope.memo, self._share_key) if self._share_key is not None else None
+        else:
+            executor._event_share = None
         return executor
+
+    def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        share = getattr(self, "_event_share", False)  # False: not an event's execution
+        if not share:
+            if share is None:
+                metrics.SUBSCRIPTION_EXECUTIONS.inc()
+            return super().execute_operation(*args, **kwargs)
+        memo, key = share
+        return shared_execution(memo, key, self.operation, lambda: super(LeanExecutionContext, self)
+                                .execute_operation(*args, **kwargs))
 
     # ---- shortcut 1: plain leaves (fields of objects the completer could not take)
 

@@ -12,6 +12,11 @@ sync engine publishes one for every change, from any process when Redis is used)
 and by the API's own mutations. A result computed while an event arrived is not
 stored (generation check). A small TTL bounds what an unannounced change could
 leave behind.
+
+Single flight: requests that miss on a key being computed right now wait for that one
+execution and share its result, instead of all executing the same page at once (when
+the TTL ends under load, or after an event). A waiter whose leader stored nothing (an
+error, an event meanwhile) executes on its own, without waiting again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +89,8 @@ class ResponseCache:
         self._rt = rt
         self._subs: OrderedDict[uuid.UUID, _SubAccountEntries] = OrderedDict()
         self._listeners: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # (sub-account, key) -> set when the execution computing it ends, stored or not.
+        self._flights: dict[tuple[uuid.UUID, Any], asyncio.Event] = {}
 
     def _state(self, sub_account_id: uuid.UUID) -> _SubAccountEntries:
         state = self._subs.get(sub_account_id)
@@ -149,6 +156,31 @@ class ResponseCache:
         if entry is not None and entry.result.data is data:
             entry.body = body
 
+    def cached_result(self, sub_account_id: uuid.UUID, key: Any) -> Any | None:
+        entry = self._entry(sub_account_id, key)
+        return entry.result if entry is not None else None
+
+    async def after_flight(self, sub_account_id: uuid.UUID, key: Any) -> Any | None:
+        """The cached result for ``key``, once the execution computing it now (if any) has
+        ended; None when there is none (this request then executes)."""
+        flight = self._flights.get((sub_account_id, key))
+        if flight is not None:
+            await flight.wait()
+        return self.cached_result(sub_account_id, key)
+
+    def take_off(self, sub_account_id: uuid.UUID, key: Any) -> asyncio.Event | None:
+        """Mark ``key`` as being computed by the caller, who must ``land`` it when done (in
+        all cases). None when another execution holds it already (this one runs alongside)."""
+        if (sub_account_id, key) in self._flights:
+            return None
+        flight = self._flights[(sub_account_id, key)] = asyncio.Event()
+        return flight
+
+    def land(self, sub_account_id: uuid.UUID, key: Any, flight: asyncio.Event | None) -> None:
+        if flight is not None:
+            self._flights.pop((sub_account_id, key), None)
+            flight.set()
+
     def put(self, sub_account_id: uuid.UUID, key: Any, value: Any, generation: int) -> None:
         state = self._subs.get(sub_account_id)
         # Only while the invalidation listener is live, and nothing changed meanwhile.
@@ -203,7 +235,7 @@ class CachedSharedReads(SchemaExtension):
     """Decides what is cacheable and fills the ``ResponseCache`` after execution; the HTTP
     view is the one place that serves from it (the encoded body, before any parsing)."""
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         ec = self.execution_context
         context = ec.context
         cache: ResponseCache | None = getattr(context, "response_cache", None)
@@ -219,12 +251,21 @@ class CachedSharedReads(SchemaExtension):
         ):
             # The operation name as the client sent it (the view keys on the raw request).
             key = cache_key(ec.query, getattr(ec, "_provided_operation_name", None), ec.variables)
-        if key is None:
+        if cache is None or key is None:
             yield
             return
         sub_account_id = viewer.sub_account_id
+        shared = await cache.after_flight(sub_account_id, key)
+        if shared is not None:
+            ec.result = shared  # Strawberry executes nothing when an extension set the result
+            yield
+            return
         generation = cache.generation(sub_account_id)  # also starts the invalidation listener
-        yield
-        result = ec.result
-        if result is not None and not getattr(result, "errors", None):
-            cache.put(sub_account_id, key, result, generation)
+        flight = cache.take_off(sub_account_id, key)
+        try:
+            yield
+            result = ec.result
+            if result is not None and not getattr(result, "errors", None):
+                cache.put(sub_account_id, key, result, generation)
+        finally:
+            cache.land(sub_account_id, key, flight)

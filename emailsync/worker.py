@@ -2,8 +2,9 @@
 
 arq's own worker ends for good when Redis goes away: its poll loop raises
 ``ConnectionError``, and so does its ``close()`` (DESIGN.md section 6). ``run_forever``
-owns the process instead. It builds an arq ``Worker`` from ``WorkerSettings`` and runs
-it; when that Worker stops on a Redis error, no new job is taken and the jobs in flight
+owns the process instead. It builds a ``WakingWorker`` (arq's Worker, woken by each
+enqueue instead of only by its poll timer: ``sync_engine/arq_queue.py``) from
+``WorkerSettings`` and runs it; when that Worker stops on a Redis error, no new job is taken and the jobs in flight
 get a grace period to finish (a send cancelled mid-DATA could only end "uncertain");
 what is still running then is cancelled (every job may run again: a cancelled sync
 pass releases its mailbox, an outbox claim guards its send). The supervisor closes what
@@ -31,13 +32,13 @@ from typing import Any
 
 from arq import Retry, cron
 from arq.connections import RedisSettings
-from arq.worker import Worker, create_worker, func
+from arq.worker import Worker, func, get_kwargs
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from emailsync.runtime import job_context, open_runtime
 from sync_engine import metrics
-from sync_engine.arq_queue import ArqQueue, redis_pool
+from sync_engine.arq_queue import ArqQueue, WakingWorker, redis_pool
 from sync_engine.job_queue import PERIODIC, RETRY, RetryLater, connection_lost
 from sync_engine.jobs import JOBS
 from sync_engine.logging_setup import job_context as log_context
@@ -151,7 +152,7 @@ class WorkerSettings:
     queue_name = get_settings().queue_name
     # No guessing: `emailsync worker` refuses to start without EMAILSYNC_REDIS_URL (api.preflight).
     redis_settings = _redis_settings()
-    # Notification-to-subscriber latency: do not let queue polling dominate (DESIGN.md section 5).
+    # The longest an idle worker goes between polls; enqueues wake it at once (WakingWorker).
     poll_delay = get_settings().queue_poll_delay
     max_jobs = 20
     job_timeout = 600
@@ -214,8 +215,8 @@ async def _run_one_worker(stop: asyncio.Event) -> None:
         await pool.aclose()
         raise
     # arq types its settings parameter as a dict, but reads a WorkerSettings class as documented.
-    worker = create_worker(WorkerSettings, handle_signals=False, cron_jobs=_cron_jobs(),  # type: ignore[arg-type]
-                           redis_pool=pool)
+    worker = WakingWorker(**{**get_kwargs(WorkerSettings), "handle_signals": False,  # type: ignore[arg-type]
+                             "cron_jobs": _cron_jobs(), "redis_pool": pool})
     worker.main_task = main = asyncio.create_task(worker.main(), name="arq-worker")
     stopping = asyncio.create_task(stop.wait())
     grace = 0.0
@@ -259,6 +260,8 @@ async def _close(worker: Worker, grace: float = 0.0, stop: asyncio.Event | None 
             task.exception()  # retrieved: a job's bookkeeping failing while Redis is down is expected
     if worker.main_task is not None and worker.main_task.done() and not worker.main_task.cancelled():
         worker.main_task.exception()
+    if isinstance(worker, WakingWorker):
+        await worker.close_wakes()
     with suppress(*_REDIS_LOST):
         await worker.pool.delete(worker.health_check_key)
     try:

@@ -30,6 +30,9 @@ JOB_RUNS = Counter("emailsync_job_runs_total", "Job runs by outcome (ok, retry, 
 EVENTS_RECORDED = Counter("emailsync_events_recorded_total", "Domain events written to the event log.")
 EVENTS_RELAYED = Counter("emailsync_events_relayed_total", "Domain events relayed to subscribers' processes.")
 EVENTS_DELIVERED = Counter("emailsync_events_delivered_total", "Events yielded to GraphQL subscribers.")
+SUBSCRIPTION_EXECUTIONS = Counter(
+    "emailsync_subscription_executions_total",
+    "Executions of a subscription document for one event; subscribers who would get the same answer share one.")
 SUBSCRIBERS = Gauge("emailsync_subscribers", "Live GraphQL subscriptions in this process.")
 BUS_RECONNECTS = Counter("emailsync_event_bus_reconnects_total", "Times the event bus reconnected to Redis.")
 WORKER_RESTARTS = Counter("emailsync_worker_restarts_total", "Times the job worker restarted its queue loop.")

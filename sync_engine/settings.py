@@ -56,11 +56,12 @@ class Settings(BaseSettings):
     response_cache: bool = True
     # The Redis queue the API and workers share; separate deployments on one Redis use distinct names.
     queue_name: str = "emailsync:jobs"
-    # How often an idle arq worker polls Redis for new jobs (seconds). arq cannot block on
-    # its queue, so this is added to every webhook-to-event chain: at 0.05 it was the
-    # largest stage of that chain (bench/notification_latency.py); one cheap Redis query
-    # per poll buys it back.
-    queue_poll_delay: float = Field(default=0.01, gt=0)
+    # The longest an idle worker goes between two polls of its queue (seconds). Every enqueue
+    # of a job due now also wakes the workers over pub/sub (sync_engine/arq_queue.py), so
+    # this only bounds how late a deferred job (a retry's backoff) starts, and covers a
+    # wake-up lost. At a 0.01 s poll, as before the wake-ups, polling cost ~200 Redis
+    # commands a second per idle worker.
+    queue_poll_delay: float = Field(default=0.25, gt=0)
     graph_page_size: int = Field(default=200, ge=10, le=1000)
     # Sub-account SMTP relays: seconds per SMTP command, and how long a claimed relay
     # delivery is held before another worker may take it over (longer than a send can

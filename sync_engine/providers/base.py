@@ -18,7 +18,7 @@ Rules for implementers:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from sync_engine.domain import (
@@ -53,9 +53,10 @@ class SendCheckpoint(Protocol):
 class MailboxClient(Protocol):
     """Operations on one connected mailbox, authenticated with its tokens."""
 
-    def sync(self, cursor: Mapping[str, Any] | None) -> AsyncIterator[SyncPage]:
+    def sync(self, cursor: Mapping[str, Any] | None) -> AsyncGenerator[SyncPage, None]:
         """Changes since ``cursor`` (None: a full sync of the synced folders),
-        page by page. Each page carries the cursor to persist with it."""
+        page by page. Each page carries the cursor to persist with it. A generator: the
+        caller closes it when it stops early (an adapter may be fetching the next page)."""
         ...
 
     async def get_message(self, provider_id: str) -> MailMessage:

@@ -1,8 +1,9 @@
-"""Provider plumbing both adapters share: the account a sign-in connected, and the
-first checks of a push body. What a provider's payloads mean stays in its adapter."""
+"""Provider plumbing both adapters share: the account a sign-in connected, the first
+checks of a push body, and dropping a page fetched ahead that nobody will read. What a provider's payloads mean stays in its adapter."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -30,3 +31,9 @@ def load_push_json(body: bytes, *, max_bytes: int, what: str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PushRejected(f"{what} is not JSON") from exc
+
+
+def abandon_prefetch(task: asyncio.Task[Any]) -> None:
+    """Cancel a page fetched ahead that nobody will read; its outcome (even an error) is dropped."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -155,11 +155,13 @@ class MailboxSyncService:
             cursor = conn.cursor
             for attempt in range(2):
                 try:
-                    async for page in client.sync(cursor):
-                        lease.check()
-                        events = await importer.apply(page, owner, self.lease_length)
-                        # The page's events are in the log; one relay announces them.
-                        await self.events.publish_all(events)
+                    # Closed as soon as the pass stops: the adapter fetches a page ahead.
+                    async with contextlib.aclosing(client.sync(cursor)) as pages:
+                        async for page in pages:
+                            lease.check()
+                            events = await importer.apply(page, owner, self.lease_length)
+                            # The page's events are in the log; one relay announces them.
+                            await self.events.publish_all(events)
                     break
                 except CursorExpiredError:
                     if attempt:

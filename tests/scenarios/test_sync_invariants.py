@@ -8,7 +8,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from db.models import EmailConnection, Message, OutboxItem, OutboxStatus, Thread
+from db.models import ConnectionStatus, EmailConnection, Message, OutboxItem, OutboxStatus, Thread
 from tests.support.flows import SEND, connect_mailbox, sandbox_messages
 from tests.support.quiescence import current_connection, outbox_settled, sync_caught_up, sync_settled
 from tests.support.stack import Stack, Tenant
@@ -82,7 +82,14 @@ async def test_cursor_commits_with_its_page_and_a_failed_pass_resumes_without_lo
         return [r for r in (await stack.sandbox.get("/_sandbox/requests")).json() if r["status"] == 500] or None
 
     await stack.wait_for(fault_hit, what="the injected failure")
-    conn = await current_connection(stack, tenant)
+
+    async def failed_pass():
+        # The second page is fetched while the first is written; its failure surfaces, and
+        # ends the pass, only once the first page is committed (the retry comes 2 s later).
+        conn = await current_connection(stack, tenant)
+        return conn if conn.status == ConnectionStatus.ERROR else None
+
+    conn = await stack.wait_for(failed_pass, what="the pass that met the failure to end")
     after_failure = await _count_messages(stack, tenant)
     assert after_failure == 10, after_failure
     assert "skiptoken" in json.dumps(conn.cursor), conn.cursor  # resume point stored with the 10 messages

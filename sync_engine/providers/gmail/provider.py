@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,7 +64,7 @@ class GmailMailboxClient:
     def api(self) -> GmailClient:
         return self._api
 
-    async def sync(self, cursor: Mapping[str, Any] | None) -> AsyncIterator[SyncPage]:
+    async def sync(self, cursor: Mapping[str, Any] | None) -> AsyncGenerator[SyncPage, None]:
         engine = GmailSync(self._api, list_page_size=self._list_page_size, batch_size=self._batch_size)
         async with contextlib.aclosing(engine.pages(cursor)) as pages:  # a stopped consumer stops the prefetch
             async for page in pages:

@@ -45,6 +45,7 @@ from sync_engine.providers.gmail import mapping
 from sync_engine.providers.gmail.gmail_client import GmailClient, GmailError, message_path
 from sync_engine.providers.gmail.mapping import DRAFT, INBOX, SENT, SPAM, SYNCED_LABELS, TRASH, UNREAD
 from sync_engine.providers.gmail.quota import BATCH_ADVISED, COSTS, LIST_PAGE_MAX
+from sync_engine.providers.provider_support import abandon_prefetch
 
 CURSOR_VERSION = 1
 LABEL_ORDER: tuple[str, ...] = (INBOX, SENT)
@@ -146,7 +147,7 @@ class GmailSync:
             yield SyncPage(changes=changes, cursor=final, complete=True)
         finally:
             if inflight is not None:  # the consumer stopped (or failed) mid-pass
-                _abandon(inflight[0])
+                abandon_prefetch(inflight[0])
 
     async def _chunks(self, resume: FullPosition) -> AsyncIterator[tuple[list[str], FullPosition | None]]:
         """(message ids of one batch, the position after it), listing label by label."""
@@ -336,9 +337,3 @@ def change_of_fetched(message_id: str, item: Mapping[str, Any] | None, *, wanted
     if not labels & set(SYNCED_LABELS) and not wanted:
         return None
     return MailChange(kind=ChangeKind.UPSERT, provider_id=message_id, message=mapping.message_of(item))
-
-
-def _abandon(task: asyncio.Task[Any]) -> None:
-    """Cancel a prefetch nobody will read; its outcome (even an error) is dropped."""
-    task.cancel()
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -78,9 +78,11 @@ class OutlookMailboxClient:
     def graph(self) -> GraphClient:
         return self._graph
 
-    async def sync(self, cursor: Mapping[str, Any] | None) -> AsyncIterator[SyncPage]:
-        async for page in DeltaSync(self._graph, self._page_size).pages(cursor):
-            yield page
+    async def sync(self, cursor: Mapping[str, Any] | None) -> AsyncGenerator[SyncPage, None]:
+        # A stopped consumer stops the page fetched ahead at once, not when the GC finds it.
+        async with contextlib.aclosing(DeltaSync(self._graph, self._page_size).pages(cursor)) as pages:
+            async for page in pages:
+                yield page
 
     async def get_message(self, provider_id: str) -> MailMessage:
         item = await self._graph.get_json(

@@ -12,8 +12,9 @@ are given once). Every yielded ``SyncPage`` carries the *whole* cursor as it sta
 after that page, so the engine commits the page's changes and the cursor together:
 a crash replays at most one page (harmless: the engine dedupes).
 
-Only one Graph page is held at a time (``Prefer: odata.maxpagesize``), so a mailbox
-of any size imports in bounded memory. Attachments are listed (metadata only) for
+At most two Graph pages are held at a time (``Prefer: odata.maxpagesize``): the one
+the engine stores and the next, fetched meanwhile; so a mailbox of any size imports in
+bounded memory. Attachments are listed (metadata only) for
 the messages of a page that have any, concurrently within the client's limit of
 4 requests; content is fetched later, on demand. A Graph ``410``/``syncStateNotFound``
 surfaces as ``CursorExpiredError``: the engine restarts with ``cursor=None``.
@@ -39,6 +40,7 @@ from sync_engine.domain import (
 )
 from sync_engine.providers.outlook import mapping
 from sync_engine.providers.outlook.graph_client import GraphClient
+from sync_engine.providers.provider_support import abandon_prefetch
 
 CURSOR_VERSION = 1
 # Graph well-known folder names, synced in this order.
@@ -95,8 +97,10 @@ class DeltaSync:
         self._page_size = page_size
 
     async def pages(self, cursor: Mapping[str, Any] | None) -> AsyncIterator[SyncPage]:
+        """Pages of every synced folder. The next Graph page of a folder is fetched (and its
+        attachments listed) while the engine stores the current one: the import then runs
+        at Graph's pace, not Graph's plus the database's. Two pages are held at most."""
         state = load_cursor(cursor)
-        prefer = (f"odata.maxpagesize={self._page_size}",)
         for index, (name, folder) in enumerate(SYNCED_FOLDERS):
             folder_state = state["folders"][name]
             last_folder = index == len(SYNCED_FOLDERS) - 1
@@ -105,26 +109,35 @@ class DeltaSync:
             if url is None:
                 url = f"/me/mailFolders/{name}/messages/delta"
                 params = {"$select": mapping.MESSAGE_SELECT}
-            while True:
-                page = await self._graph.get_json(url, params=params, prefer=prefer)
-                changes = await self._changes_of(page, folder)
-                next_link = _link(page, "@odata.nextLink")
-                delta_link = _link(page, "@odata.deltaLink")
-                if next_link:
-                    folder_state["next"] = next_link
-                elif delta_link:
-                    folder_state["next"] = None
-                    folder_state["delta"] = delta_link
-                else:
-                    raise ProviderError("Graph delta page has neither nextLink nor deltaLink")
-                yield SyncPage(
-                    changes=changes,
-                    cursor=copy.deepcopy(state),
-                    complete=last_folder and not next_link,
-                )
-                if not next_link:
-                    break
-                url, params = next_link, None
+            ahead: asyncio.Task[tuple[Mapping[str, Any], list[MailChange]]] | None = asyncio.create_task(self._page(url, params, folder))
+            try:
+                while ahead is not None:
+                    page, changes = await ahead
+                    ahead = None
+                    next_link = _link(page, "@odata.nextLink")
+                    delta_link = _link(page, "@odata.deltaLink")
+                    if next_link:
+                        folder_state["next"] = next_link
+                        ahead = asyncio.create_task(self._page(next_link, None, folder))
+                    elif delta_link:
+                        folder_state["next"] = None
+                        folder_state["delta"] = delta_link
+                    else:
+                        raise ProviderError("Graph delta page has neither nextLink nor deltaLink")
+                    yield SyncPage(
+                        changes=changes,
+                        cursor=copy.deepcopy(state),
+                        complete=last_folder and not next_link,
+                    )
+            finally:
+                if ahead is not None:  # the consumer stopped (or failed) mid-folder
+                    abandon_prefetch(ahead)
+
+    async def _page(
+        self, url: str, params: dict[str, str] | None, folder: Folder
+    ) -> tuple[Mapping[str, Any], list[MailChange]]:
+        page = await self._graph.get_json(url, params=params, prefer=(f"odata.maxpagesize={self._page_size}",))
+        return page, await self._changes_of(page, folder)
 
     async def _changes_of(self, page: Mapping[str, Any], folder: Folder) -> list[MailChange]:
         items = [item for item in page.get("value") or [] if isinstance(item, Mapping) and item.get("id")]

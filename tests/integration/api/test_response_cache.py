@@ -37,6 +37,19 @@ async def test_repeated_page_is_served_without_sql(api: Api) -> None:
     assert statements == []
 
 
+async def test_concurrent_misses_share_one_execution(api: Api) -> None:
+    """Single flight: identical reads arriving while the page is computed wait for that
+    execution instead of each running it (what made the cached p99 spike at TTL ends)."""
+    await warm(api, {"first": 46})  # the invalidation listener is live, the credential cached
+    with count_statements(api) as one_execution:
+        alone = await api.data(QUERY, {"first": 47})
+    assert one_execution
+    with count_statements(api) as statements:
+        together = await asyncio.gather(*(api.data(QUERY, {"first": 48}) for _ in range(12)))
+    assert all(result == alone for result in together)
+    assert len(statements) == len(one_execution), statements
+
+
 async def test_cache_is_per_sub_account(api: Api) -> None:
     mine = await warm(api, {"first": 42})
     theirs = await api.data(QUERY, {"first": 42}, as_="user_b")

@@ -137,3 +137,41 @@ async def _extra(ws: AsyncWebSocketSession) -> dict[str, Any] | None:
         return await ws.receive_json(timeout=0.3)
     except TimeoutError:
         return None
+
+
+SLIM = "subscription { inboxEvents { type cursor thread { id subject } message { id snippet } } }"
+
+
+def _executions(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith("emailsync_subscription_executions_total "):
+            return float(line.split()[1])
+    raise AssertionError("no emailsync_subscription_executions_total in /metrics")
+
+
+async def test_subscribers_who_would_get_the_same_answer_share_one_execution(api: Api) -> None:
+    """Per event: one execution for all subscribers with the same document, variables,
+    sub-account and role; per user when the document shows a connection (its details
+    depend on who asks). Counted on /metrics."""
+    seed = api.seed
+    # Six of the same user and role on SLIM; INBOX (with emailConnection) by three users.
+    plan = [("user_a", SLIM)] * 6 + [(who, INBOX) for who in ("admin_a", "user_a2", "user_a") for _ in range(2)]
+    async with AsyncExitStack() as stack:
+        sockets = []
+        for who, query in plan:
+            ws = await stack.enter_async_context(connect(api, {"authorization": f"Bearer {api.token(who)}"}))
+            await acknowledged(ws)
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": query}})
+            sockets.append(ws)
+        await _all_listening(api, sockets)
+        before = _executions((await api.http.get("/metrics")).text)
+        event = DomainEvent(type=EventType.MESSAGE_ADDED, sub_account_id=str(seed.sub_a),
+                            thread_id=str(seed.threads_a[0]), occurred_at="2030-01-02T00:00:00+00:00")
+        await api.emit(event)
+        got = await asyncio.gather(*(ws.receive_json(timeout=10) for ws in sockets))
+        after = _executions((await api.http.get("/metrics")).text)
+    slim = [message["payload"]["data"]["inboxEvents"] for message in got[:6]]
+    assert all(answer == slim[0] for answer in slim) and slim[0]["thread"]["subject"] == "Subject 0"
+    full = [message["payload"]["data"]["inboxEvents"] for message in got[6:]]
+    assert full[0]["emailConnection"] is None or full[0] == full[1]
+    assert after - before == 1 + 3, (before, after)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -172,3 +173,39 @@ async def test_mailbox_of_several_hundred_messages_streams(connected, world):
     production_like.auth.close()
     # Pages of the configured size, not one big answer (the import rate is measured in bench/).
     assert count == 600 and pages == 4  # Sent Items, then 3 inbox pages of <= 200
+
+
+async def _until(fact, attempts: int = 1000) -> None:
+    for _ in range(attempts):
+        if fact():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+async def test_the_next_page_is_fetched_while_the_engine_stores_this_one(connected, world):
+    """Graph is asked for the next page as soon as a page is handed over, before the engine
+    asks for it: the import then runs at Graph's pace, not Graph's plus the database's."""
+    account, client = connected
+    world.inbound_bulk(account.address, [{"subject": f"m {i}", "text": "x"} for i in range(25)])
+    pages = client.sync(None)
+    sizes = []
+    async for page in pages:
+        sizes.append(len(page.changes))
+        if len(sizes) == 2:  # Sent Items (empty), then the first inbox page of 10
+            # The inbox's second page is requested without the engine asking for it.
+            await _until(lambda: len([r for r in world.requests(account.address) if "delta" in r["path"]]) == 3)
+    assert sizes == [0, 10, 10, 5]
+
+
+async def test_stopping_mid_folder_drops_the_page_fetched_ahead(connected, world):
+    account, client = connected
+    world.inbound_bulk(account.address, [{"subject": f"m {i}", "text": "x"} for i in range(25)])
+    pages = client.sync(None)
+    await anext(pages)  # Sent Items
+    first = await anext(pages)  # the first inbox page; the second is on its way
+    assert len(first.changes) == 10
+    await pages.aclose()  # the engine stopped (lease lost, shutdown): nothing left running
+    ahead = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()
+             and "_page" in repr(t.get_coro())]
+    assert all(t.cancelling() for t in ahead), ahead

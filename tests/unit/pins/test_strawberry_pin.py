@@ -288,11 +288,20 @@ class RecordingCache:
     def generation(self, sub_account_id: uuid.UUID) -> int:
         return 0
 
+    async def after_flight(self, sub_account_id: uuid.UUID, key: Any) -> Any:
+        return None
+
+    def take_off(self, sub_account_id: uuid.UUID, key: Any) -> None:
+        return None
+
+    def land(self, sub_account_id: uuid.UUID, key: Any, flight: None) -> None:
+        return None
+
     def put(self, sub_account_id: uuid.UUID, key: Any, value: Any, generation: int) -> None:
         self.keys.append(key)
 
 
-def test_the_response_cache_keys_on_the_operation_name_as_sent() -> None:
+async def test_the_response_cache_keys_on_the_operation_name_as_sent() -> None:
     """The HTTP view looks a body up by the raw request's operation name; the extension that
     fills the cache reads it from Strawberry's private ``_provided_operation_name`` (the
     public ``operation_name`` infers one from the document, so the keys would differ)."""
@@ -301,7 +310,7 @@ def test_the_response_cache_keys_on_the_operation_name_as_sent() -> None:
     for sent in (None, "Named"):
         cache = RecordingCache()
         context = SimpleNamespace(response_cache=cache, viewer=SimpleNamespace(sub_account_id=uuid.uuid4()))
-        result = schema.execute_sync(query, context_value=context, operation_name=sent)
+        result = await schema.execute(query, context_value=context, operation_name=sent)
         assert result.errors is None
         assert cache.keys == [cache_key(query, sent, None)], (
             "api/response_cache.py (CachedSharedReads) reads ExecutionContext._provided_operation_name, which "
@@ -347,3 +356,39 @@ def test_selected_fields_name_fields_as_the_schema_does() -> None:
         f"Strawberry's info.selected_fields changed shape: revisit _selected_loads in api/subscriptions.py: {result.data}"
     )
 
+
+
+class Executions:
+    count = 0
+
+
+@strawberry.type
+class CountingQuery:
+    @strawberry.field
+    def threads(self) -> int:  # a shared root field's name: the extension considers it
+        Executions.count += 1
+        return Executions.count
+
+
+class SharedResultCache(RecordingCache):
+    def __init__(self, shared: Any) -> None:
+        super().__init__()
+        self.shared = shared
+
+    async def after_flight(self, sub_account_id: uuid.UUID, key: Any) -> Any:
+        return self.shared
+
+
+async def test_a_result_set_by_an_extension_is_served_without_executing() -> None:
+    """Single flight (api/response_cache.py): a waiter sets ``execution_context.result`` to
+    the result another request computed, in ``on_execute`` before yielding; Strawberry must
+    then execute nothing and answer with that result."""
+    schema = strawberry.Schema(query=CountingQuery, extensions=[CachedSharedReads])
+    viewer = SimpleNamespace(sub_account_id=uuid.uuid4())
+    computed = await schema.execute("{ threads }", context_value=SimpleNamespace(response_cache=None, viewer=viewer))
+    assert computed.data == {"threads": 1}
+    context = SimpleNamespace(response_cache=SharedResultCache(computed), viewer=viewer)
+    served = await schema.execute("{ threads }", context_value=context)
+    assert served.data == {"threads": 1} and Executions.count == 1, (
+        "api/response_cache.py: Strawberry executed the operation although on_execute set the result"
+    )

@@ -163,13 +163,15 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             executor._event_share = (scope.memo, self._share_key) if self._share_key is not None else None
         else:
             executor._event_share = None
+        executor._per_event = True
         return executor
 
     def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
-        share = getattr(self, "_event_share", False)  # False: not an event's execution
-        if not share:
-            if share is None:
-                metrics.SUBSCRIPTION_EXECUTIONS.inc()
+        if not getattr(self, "_per_event", False):  # a query or mutation, or the subscription itself
+            return super().execute_operation(*args, **kwargs)
+        share = self._event_share
+        if share is None:  # an event this subscriber executes alone
+            metrics.SUBSCRIPTION_EXECUTIONS.inc()
             return super().execute_operation(*args, **kwargs)
         memo, key = share
         return shared_execution(memo, key, self.operation, lambda: super(LeanExecutionContext, self)
